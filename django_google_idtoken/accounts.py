@@ -1,0 +1,203 @@
+"""The account policy: the only place that creates, links or updates users and
+linked accounts.
+
+Users are found by (provider, sub), never by email. Every write happens in one
+transaction, and the unique constraint on (provider, sub) settles races.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from .claims import Claims
+from .conf import conf
+from .errors import Refused
+from .models import LinkedAccount
+from .signals import account_created, account_linked
+
+#: Addresses for which Google itself is the mail provider, and so the authority
+#: on who owns them (besides Workspace domains, shown by the hd claim).
+GOOGLE_MAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+_SNAPSHOT_FIELDS = ("email", "email_verified", "hosted_domain", "name", "picture")
+_USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """What a successful sign-in produced."""
+
+    user: Any
+    account: LinkedAccount
+    created: bool
+
+
+def sign_in(claims: Claims, request: HttpRequest | None = None) -> SignInResult:
+    """Find the user linked to ``claims`` (updating the profile snapshot), or
+    link or create one per the settings. Raises :class:`Refused`."""
+    account = (
+        LinkedAccount.objects.select_related("user")
+        .filter(provider=claims.provider, sub=claims.sub)
+        .first()
+    )
+    if account is None:
+        return _first_sign_in(claims, request)
+    _check_active(account.user)
+    _update_snapshot(account, claims)
+    return SignInResult(user=account.user, account=account, created=False)
+
+
+def google_is_authoritative(claims: Claims) -> bool:
+    """True if Google vouches for who owns ``claims.email``: Gmail addresses,
+    and Workspace addresses whose domain is the token's hd claim. For any other
+    address, "email_verified" only says the address was verified once, not
+    that this Google account still owns it."""
+    if not claims.email_verified or "@" not in claims.email:
+        return False
+    domain = claims.email.rsplit("@", 1)[1].lower()
+    return domain in GOOGLE_MAIL_DOMAINS or (bool(claims.hosted_domain) and domain == claims.hosted_domain)
+
+
+def _check_active(user: AbstractBaseUser) -> None:
+    if not getattr(user, "is_active", True):
+        raise Refused("user_inactive")
+
+
+def _snapshot(claims: Claims) -> dict[str, Any]:
+    return {
+        "email": claims.email,
+        "email_verified": claims.email_verified,
+        "hosted_domain": claims.hosted_domain,
+        "name": claims.name,
+        "picture": claims.picture,
+    }
+
+
+def _update_snapshot(account: LinkedAccount, claims: Claims) -> None:
+    changed = [name for name, value in _snapshot(claims).items() if getattr(account, name) != value]
+    for name in changed:
+        setattr(account, name, getattr(claims, name))
+    account.last_signed_in_at = timezone.now()
+    account.save(update_fields=[*changed, "last_signed_in_at"])
+
+
+def _users_with_email(email: str) -> list[Any]:
+    if not email:
+        return []
+    user_model = get_user_model()
+    email_field = user_model.get_email_field_name()
+    if not _has_field(user_model, email_field):
+        return []
+    return list(user_model._default_manager.filter(**{f"{email_field}__iexact": email})[:2])
+
+
+def _first_sign_in(claims: Claims, request: HttpRequest | None) -> SignInResult:
+    existing = _users_with_email(claims.email)
+    if existing:
+        # Someone may own a Google account whose email equals a local user's
+        # address without owning the local account (an unverified address, or
+        # a non-Google domain Google merely saw verified once). Taking the
+        # account over by email needs LINK_BY_EMAIL and Google's authority.
+        if not (conf.LINK_BY_EMAIL and google_is_authoritative(claims)) or len(existing) > 1:
+            raise Refused("email_in_use")
+        return _link(existing[0], claims, request)
+    if not conf.CREATE_USERS:
+        raise Refused("signup_disabled")
+    return _create(claims, request)
+
+
+def _link(user: Any, claims: Claims, request: HttpRequest | None) -> SignInResult:
+    _check_active(user)
+    try:
+        with transaction.atomic():
+            account = LinkedAccount.objects.create(
+                user=user, provider=claims.provider, sub=claims.sub, **_snapshot(claims)
+            )
+            account_linked.send(
+                sender=LinkedAccount, user=user, account=account, claims=claims, request=request
+            )
+    except IntegrityError:
+        return _winner(claims)
+    return SignInResult(user=user, account=account, created=False)
+
+
+def _create(claims: Claims, request: HttpRequest | None) -> SignInResult:
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                user = _new_user(claims, randomize=attempt > 0)
+                account = LinkedAccount.objects.create(
+                    user=user, provider=claims.provider, sub=claims.sub, **_snapshot(claims)
+                )
+                account_created.send(
+                    sender=LinkedAccount, user=user, account=account, claims=claims, request=request
+                )
+            return SignInResult(user=user, account=account, created=True)
+        except IntegrityError:
+            # Either another request created this sub's account first (read
+            # theirs), or another user took the generated username or the
+            # email (for email-as-username models) in the meantime.
+            if LinkedAccount.objects.filter(provider=claims.provider, sub=claims.sub).exists():
+                return _winner(claims)
+            if _users_with_email(claims.email):
+                raise Refused("email_in_use") from None
+    raise Refused("signup_disabled", "A unique username could not be chosen; try again.")
+
+
+def _winner(claims: Claims) -> SignInResult:
+    account = LinkedAccount.objects.select_related("user").get(
+        provider=claims.provider, sub=claims.sub
+    )
+    _check_active(account.user)
+    return SignInResult(user=account.user, account=account, created=False)
+
+
+def _has_field(model: Any, name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except Exception:  # noqa: BLE001 - FieldDoesNotExist
+        return False
+    return True
+
+
+def _new_user(claims: Claims, *, randomize: bool) -> Any:
+    user_model = get_user_model()
+    fields: dict[str, Any] = {}
+    email_field = user_model.get_email_field_name()
+    if _has_field(user_model, email_field):
+        fields[email_field] = claims.email
+    for name, value in (("first_name", claims.given_name), ("last_name", claims.family_name)):
+        if _has_field(user_model, name):
+            limit = user_model._meta.get_field(name).max_length or 150
+            fields[name] = value[:limit]
+    username_field = user_model.USERNAME_FIELD
+    if username_field != email_field:
+        fields[username_field] = _username(user_model, claims, randomize=randomize)
+    elif not claims.email:
+        raise Refused("invalid_claims", "The ID token carries no email, which accounts here need.")
+    user = user_model(**fields)
+    # Signing in with Google needs no password; an unusable one keeps the
+    # password login closed until the user sets one.
+    user.set_unusable_password()
+    user.save()
+    return user
+
+
+def _username(user_model: Any, claims: Claims, *, randomize: bool) -> str:
+    field = user_model._meta.get_field(user_model.USERNAME_FIELD)
+    limit = field.max_length or 150
+    base = _USERNAME_UNSAFE.sub("", claims.email.split("@", 1)[0])[: limit - 7] or "user"
+    if not randomize and not user_model._default_manager.filter(
+        **{user_model.USERNAME_FIELD: base}
+    ).exists():
+        return base
+    return f"{base}-{secrets.token_hex(3)}"

@@ -1,0 +1,83 @@
+"""System checks for misconfiguration, with stable ids.
+
+E001 no CLIENT_IDS; E002 the backend is not in AUTHENTICATION_BACKENDS;
+E003 CERTS_URL is not https and not loopback; E004 a setting has the wrong
+type; E005 KEYS_CACHE names no configured cache; W001 an unknown key in
+GOOGLE_IDTOKEN (most likely a typo).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .conf import DEFAULTS, SETTING_NAME, raw_settings, type_error
+from .keys import url_allowed
+
+BACKEND = "django_google_idtoken.backends.GoogleIdTokenBackend"
+
+
+@register(Tags.security)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    errors: list[Any] = []
+    value = getattr(settings, SETTING_NAME, {})
+    if not isinstance(value, dict):
+        return [
+            Error(
+                f"{SETTING_NAME} must be a dict.",
+                hint="See the settings section of the README.",
+                id="django_google_idtoken.E004",
+            )
+        ]
+    raw = raw_settings()
+    for name in sorted(set(raw) - set(DEFAULTS)):
+        errors.append(
+            Warning(
+                f"{SETTING_NAME} has an unknown key {name!r}.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id="django_google_idtoken.W001",
+            )
+        )
+    bad_types = set()
+    for name in DEFAULTS:
+        if name in raw:
+            problem = type_error(name, raw[name])
+            if problem:
+                bad_types.add(name)
+                errors.append(Error(problem, id="django_google_idtoken.E004"))
+    if "CLIENT_IDS" not in bad_types and not raw.get("CLIENT_IDS"):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['CLIENT_IDS'] is empty: no token can be accepted.",
+                hint="List the OAuth client IDs (web, Android, iOS) your apps get tokens for.",
+                id="django_google_idtoken.E001",
+            )
+        )
+    if BACKEND not in getattr(settings, "AUTHENTICATION_BACKENDS", []):
+        errors.append(
+            Error(
+                f"{BACKEND} is not in AUTHENTICATION_BACKENDS.",
+                hint="Add it before ModelBackend so authenticate(id_token=...) can reach it.",
+                id="django_google_idtoken.E002",
+            )
+        )
+    certs_url = raw.get("CERTS_URL", DEFAULTS["CERTS_URL"])
+    if "CERTS_URL" not in bad_types and not url_allowed(certs_url):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['CERTS_URL'] must be an https URL (or http on a loopback host).",
+                hint="Keys fetched over plain http can be swapped in transit.",
+                id="django_google_idtoken.E003",
+            )
+        )
+    alias = raw.get("KEYS_CACHE", DEFAULTS["KEYS_CACHE"])
+    if "KEYS_CACHE" not in bad_types and alias not in getattr(settings, "CACHES", {"default": {}}):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['KEYS_CACHE'] is {alias!r}, which is not in CACHES.",
+                id="django_google_idtoken.E005",
+            )
+        )
+    return errors

@@ -1,0 +1,123 @@
+"""Checks on a signature-verified token's claims, and the typed result."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Refused
+
+#: Claims that are times must be integers in this range (RFC 7519 NumericDate;
+#: 2**53 keeps them exact in every JSON parser). Strings, floats, booleans,
+#: 1e400 and 2**64 are refused rather than coerced.
+MAX_TIMESTAMP = 2**53
+MAX_SUB_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The verified identity in a token. ``raw`` holds every claim as sent."""
+
+    provider: str
+    issuer: str
+    sub: str
+    audience: str
+    email: str = ""
+    email_verified: bool = False
+    hosted_domain: str = ""
+    name: str = ""
+    given_name: str = ""
+    family_name: str = ""
+    picture: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _timestamp(payload: Mapping[str, Any], name: str) -> int:
+    value = payload.get(name)
+    # bool is a subclass of int: refuse it explicitly.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP:
+        raise Refused("invalid_claims", f"The ID token's '{name}' claim is not a valid time.")
+    return value
+
+
+def _optional_str(payload: Mapping[str, Any], name: str, limit: int = 2048) -> str:
+    value = payload.get(name)
+    if isinstance(value, str) and len(value) <= limit:
+        return value
+    return ""
+
+
+def check_claims(
+    payload: Mapping[str, Any],
+    *,
+    provider: str,
+    issuers: Collection[str],
+    client_ids: Collection[str],
+    hosted_domains: Collection[str],
+    leeway: float,
+    now: float,
+) -> Claims:
+    """Apply every claim rule of Google's backend-auth guide; return the claims.
+
+    Order matters only for which code a token with several faults gets; every
+    rule is applied before anything is returned.
+    """
+    iss = payload.get("iss")
+    # Exact match only: a prefix or suffix match would let
+    # "https://accounts.google.com.evil.example" through.
+    if not isinstance(iss, str) or iss not in issuers:
+        raise Refused("wrong_issuer", iss=iss if isinstance(iss, str) else None)
+
+    aud = payload.get("aud")
+    if isinstance(aud, str):
+        audiences = [aud]
+    elif isinstance(aud, list) and aud and all(isinstance(item, str) for item in aud):
+        audiences = aud
+    elif aud is None:
+        audiences = []
+    else:
+        raise Refused("invalid_claims", "The ID token's 'aud' claim is of the wrong type.")
+    # A token minted for another app (another client ID) must not sign users
+    # in here, even though Google signed it. azp is deliberately not checked:
+    # an Android client's token has aud = the server's client ID and azp = the
+    # Android client ID.
+    matched = next((item for item in audiences if item in client_ids), None)
+    if matched is None:
+        raise Refused("wrong_audience", iss=iss, aud=aud if isinstance(aud, str) else None)
+
+    exp = _timestamp(payload, "exp")
+    iat = _timestamp(payload, "iat")
+    nbf = _timestamp(payload, "nbf") if "nbf" in payload else None
+    if now > exp + leeway:
+        raise Refused("token_expired", iss=iss, aud=matched)
+    if iat > now + leeway or (nbf is not None and nbf > now + leeway):
+        raise Refused("token_not_yet_valid", iss=iss, aud=matched)
+
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_LENGTH:
+        raise Refused("invalid_claims", "The ID token's 'sub' claim is missing or invalid.")
+
+    hd = payload.get("hd")
+    hosted_domain = hd.lower() if isinstance(hd, str) else ""
+    # Workspace restriction: only the hd claim counts. The email's domain is
+    # not proof: a consumer account can carry any address as its email.
+    if hosted_domains and hosted_domain not in hosted_domains:
+        raise Refused("hosted_domain_not_allowed", iss=iss, aud=matched)
+
+    email = _optional_str(payload, "email", 254)
+    return Claims(
+        provider=provider,
+        issuer=iss,
+        sub=sub,
+        audience=matched,
+        email=email,
+        # Only a JSON true counts: the string "false" is truthy in Python.
+        email_verified=bool(email) and payload.get("email_verified") is True,
+        hosted_domain=hosted_domain,
+        name=_optional_str(payload, "name", 255),
+        given_name=_optional_str(payload, "given_name", 150),
+        family_name=_optional_str(payload, "family_name", 150),
+        picture=_optional_str(payload, "picture", 2048),
+        raw=dict(payload),
+    )

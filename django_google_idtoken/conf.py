@@ -1,0 +1,126 @@
+"""Typed, live access to the ``GOOGLE_IDTOKEN`` setting.
+
+Every property reads ``django.conf.settings`` on each access, so
+``override_settings`` works without reloading anything. Never copy one of these
+values into a module-level constant or a default argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+SETTING_NAME = "GOOGLE_IDTOKEN"
+
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+
+#: Defaults for every key of ``GOOGLE_IDTOKEN``; the README documents each one.
+DEFAULTS: dict[str, Any] = {
+    "CLIENT_IDS": [],
+    "HOSTED_DOMAINS": [],
+    "CERTS_URL": GOOGLE_CERTS_URL,
+    "LEEWAY": 60,
+    "CREATE_USERS": True,
+    "LINK_BY_EMAIL": False,
+    "HTTP_TIMEOUT": 5,
+    "KEYS_CACHE": "default",
+    "KEYS_MAX_STALE": 6 * 3600,
+    "KEYS_REFETCH_COOLDOWN": 60,
+}
+
+# The type each key must have; (int, float) means "a number". bool is refused
+# where a number is expected (``True`` is an int in Python).
+TYPES: dict[str, tuple[type, ...]] = {
+    "CLIENT_IDS": (list, tuple),
+    "HOSTED_DOMAINS": (list, tuple),
+    "CERTS_URL": (str,),
+    "LEEWAY": (int, float),
+    "CREATE_USERS": (bool,),
+    "LINK_BY_EMAIL": (bool,),
+    "HTTP_TIMEOUT": (int, float),
+    "KEYS_CACHE": (str,),
+    "KEYS_MAX_STALE": (int, float),
+    "KEYS_REFETCH_COOLDOWN": (int, float),
+}
+
+
+def raw_settings() -> dict[str, Any]:
+    """The user's ``GOOGLE_IDTOKEN`` dict as written (empty if absent)."""
+    value = getattr(settings, SETTING_NAME, {})
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{SETTING_NAME} must be a dict.")
+    return value
+
+
+def type_error(name: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for setting ``name``, or None if it is."""
+    expected = TYPES[name]
+    numeric = float in expected
+    if numeric and (isinstance(value, bool) or not isinstance(value, expected)):
+        return f"{SETTING_NAME}['{name}'] must be a number, not {type(value).__name__}."
+    if numeric and value < 0:
+        return f"{SETTING_NAME}['{name}'] must not be negative."
+    if not isinstance(value, expected):
+        names = " or ".join(t.__name__ for t in expected)
+        return f"{SETTING_NAME}['{name}'] must be a {names}, not {type(value).__name__}."
+    if list in expected and not all(isinstance(item, str) and item for item in value):
+        return f"{SETTING_NAME}['{name}'] must contain only non-empty strings."
+    return None
+
+
+class Settings:
+    """One typed property per setting, read live from ``settings.GOOGLE_IDTOKEN``."""
+
+    def _get(self, name: str) -> Any:
+        value = raw_settings().get(name, DEFAULTS[name])
+        problem = type_error(name, value)
+        if problem:
+            raise ImproperlyConfigured(problem)
+        return value
+
+    @property
+    def CLIENT_IDS(self) -> Sequence[str]:
+        return tuple(self._get("CLIENT_IDS"))
+
+    @property
+    def HOSTED_DOMAINS(self) -> Sequence[str]:
+        # Domain names compare case-insensitively.
+        return tuple(domain.lower() for domain in self._get("HOSTED_DOMAINS"))
+
+    @property
+    def CERTS_URL(self) -> str:
+        return str(self._get("CERTS_URL"))
+
+    @property
+    def LEEWAY(self) -> float:
+        return float(self._get("LEEWAY"))
+
+    @property
+    def CREATE_USERS(self) -> bool:
+        return bool(self._get("CREATE_USERS"))
+
+    @property
+    def LINK_BY_EMAIL(self) -> bool:
+        return bool(self._get("LINK_BY_EMAIL"))
+
+    @property
+    def HTTP_TIMEOUT(self) -> float:
+        return float(self._get("HTTP_TIMEOUT"))
+
+    @property
+    def KEYS_CACHE(self) -> str:
+        return str(self._get("KEYS_CACHE"))
+
+    @property
+    def KEYS_MAX_STALE(self) -> float:
+        return float(self._get("KEYS_MAX_STALE"))
+
+    @property
+    def KEYS_REFETCH_COOLDOWN(self) -> float:
+        return float(self._get("KEYS_REFETCH_COOLDOWN"))
+
+
+conf = Settings()

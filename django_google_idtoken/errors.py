@@ -1,0 +1,72 @@
+"""Refusals with stable, machine-readable codes.
+
+Verification and the account policy raise :class:`Refused`; the authentication
+backend records it on the request and returns ``None``; the HTTP layer turns
+it into ``{"code": ..., "detail": ...}`` with the status below. The codes are
+part of the public interface: never rename one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: code -> (HTTP status, human-readable detail). Details never quote the token.
+REFUSALS: dict[str, tuple[int, str]] = {
+    "missing_token": (400, "No ID token was sent: post it as id_token (JSON) or idToken (form)."),
+    "malformed_token": (401, "The ID token is not a well-formed signed JWT."),
+    "unsupported_algorithm": (401, "The ID token is signed with an algorithm that is not allowed."),
+    "unknown_key": (401, "The ID token is signed with a key the issuer does not publish."),
+    "invalid_signature": (401, "The ID token's signature does not verify."),
+    "wrong_issuer": (401, "The ID token was not issued by the expected issuer."),
+    "wrong_audience": (401, "The ID token was issued for another application."),
+    "token_expired": (401, "The ID token has expired."),
+    "token_not_yet_valid": (401, "The ID token is not valid yet."),
+    "invalid_claims": (401, "The ID token's claims are missing or of the wrong type."),
+    "hosted_domain_not_allowed": (403, "This Google account's domain is not allowed to sign in."),
+    "user_inactive": (403, "This user account is disabled."),
+    "signup_disabled": (403, "No account is linked to this Google account and sign-up is closed."),
+    "email_in_use": (
+        403,
+        "An account with this email address already exists; sign in to it and link Google there.",
+    ),
+    "keys_unavailable": (
+        503,
+        "The issuer's signing keys cannot be fetched right now; try again shortly.",
+    ),
+}
+
+
+class Refused(Exception):
+    """A token or sign-in was refused, with a stable ``code``.
+
+    ``context`` holds only values that are safe to log (the token's ``kid``,
+    ``iss`` and ``aud``), never the token or any part of its signature.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        detail: str | None = None,
+        *,
+        retry_after: int | None = None,
+        **context: Any,
+    ) -> None:
+        if code not in REFUSALS:
+            raise ValueError(f"unknown refusal code {code!r}")
+        self.code = code
+        self.status, default_detail = REFUSALS[code]
+        self.detail = detail or default_detail
+        self.retry_after = retry_after
+        self.context: dict[str, Any] = context
+        super().__init__(f"{code}: {self.detail}")
+
+    def as_dict(self) -> dict[str, str]:
+        """The JSON body of the refusal."""
+        return {"code": self.code, "detail": self.detail}
+
+
+class KeysUnavailable(Refused):
+    """No usable signing keys: the key endpoint failed and nothing usable is cached."""
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 30) -> None:
+        super().__init__("keys_unavailable", detail, retry_after=retry_after)

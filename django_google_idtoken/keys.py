@@ -1,0 +1,452 @@
+"""The key store: fetch an issuer's public keys, parse them once, share them.
+
+* The raw key document is kept in a Django cache (``KEYS_CACHE``) so that all
+  workers and servers share one fetch; each process also holds the parsed key
+  objects, so a warm sign-in does no parsing and no network.
+* Freshness follows the endpoint's ``Cache-Control: max-age`` (minus ``Age``),
+  as Google's guide asks, clamped to a sane range.
+* A cold or expired store triggers one fetch per process, not one per request
+  (single flight under a lock).
+* A token with an unknown ``kid`` triggers at most one refetch per cool-down
+  period, shared across processes through the cache: key rotation works, and
+  a flood of random kids cannot make us hammer the issuer.
+* If a refresh fails, the last good keys keep serving for ``KEYS_MAX_STALE``
+  seconds past their expiry, with a warning logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import ipaddress
+import json
+import logging
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.core.cache import caches
+from google.auth.crypt import RSAVerifier
+
+from .conf import conf
+from .errors import KeysUnavailable
+from .jws import Verifier, b64url_decode
+
+logger = logging.getLogger("django_google_idtoken.keys")
+
+#: Key documents larger than this are refused. Google's is about 2 KB.
+MAX_DOCUMENT_BYTES = 256 * 1024
+#: Bounds on how long a fetched document counts as fresh, whatever the header says.
+MIN_TTL = 5
+MAX_TTL = 24 * 3600
+#: Freshness when the endpoint sends no usable Cache-Control.
+DEFAULT_TTL = 300
+#: After a failed fetch with nothing usable cached, wait this long before the
+#: next attempt (and tell clients so with Retry-After), rather than making
+#: every request wait on a dead endpoint.
+FAILURE_BACKOFF = 10
+#: Keys shorter than this are ignored: Google signs with 2048-bit RSA keys.
+MIN_RSA_BITS = 2048
+#: How many distinct key URLs one process keeps stores for.
+MAX_STORES = 16
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
+
+
+class FetchError(Exception):
+    """The key endpoint could not be reached or returned something unusable."""
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """Parsed keys from one fetch of one document."""
+
+    keys: Mapping[str, Verifier]
+    digest: str
+    fetched_at: float
+    expires_at: float
+
+    def usable_until(self, max_stale: float) -> float:
+        return self.expires_at + max_stale
+
+
+@dataclass
+class FetchStats:
+    """Counters for tests, benchmarks and ``idtoken_keys``."""
+
+    fetches: int = 0
+    failures: int = 0
+    parses: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def is_loopback_url(url: str) -> bool:
+    """True if the URL's host is a loopback name or address."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_allowed(url: str) -> bool:
+    """Keys must come over https, except from loopback (tests, development):
+    a key fetched over plain http from elsewhere could be swapped in transit,
+    and whoever swaps it can sign in as anyone."""
+    scheme = urlsplit(url).scheme
+    return scheme == "https" or (scheme == "http" and is_loopback_url(url))
+
+
+def ttl_from_headers(cache_control: str | None, age: str | None) -> int:
+    """Seconds the document stays fresh, per Cache-Control max-age minus Age."""
+    if not cache_control or _NO_CACHE.search(cache_control):
+        return DEFAULT_TTL if not cache_control else MIN_TTL
+    match = _MAX_AGE.search(cache_control)
+    if not match:
+        return DEFAULT_TTL
+    ttl = int(match.group(1))
+    if age and age.strip().isdigit():
+        ttl -= int(age.strip())
+    return max(MIN_TTL, min(MAX_TTL, ttl))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # The configured URL is the trust anchor; a redirect could send us to an
+    # http:// or attacker-chosen host. Google's certificate URLs do not redirect.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def fetch_document(url: str, timeout: float) -> tuple[bytes, int]:
+    """GET the key document; return (body, ttl seconds). Bounded in size and in
+    total time (not just per socket operation), so a slow-drip endpoint cannot
+    hold a worker past ``timeout``."""
+    if not url_allowed(url):
+        raise FetchError("the key URL is not https")
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            if response.status != 200:
+                raise FetchError(f"HTTP {response.status}")
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > MAX_DOCUMENT_BYTES:
+                raise FetchError("key document too large")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise FetchError("timed out")
+                sock = getattr(getattr(response, "fp", None), "raw", None)
+                sock = getattr(sock, "_sock", None)
+                if sock is not None:
+                    sock.settimeout(remaining)
+                chunk = response.read1(16384)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_DOCUMENT_BYTES:
+                    raise FetchError("key document too large")
+                chunks.append(chunk)
+            ttl = ttl_from_headers(
+                response.headers.get("Cache-Control"), response.headers.get("Age")
+            )
+            return b"".join(chunks), ttl
+    except FetchError:
+        raise
+    except urllib.error.HTTPError as err:
+        raise FetchError(f"HTTP {err.code}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
+        raise FetchError(type(err).__name__) from None
+
+
+def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Verifier | None:
+    if jwk.get("kty") != "RSA":
+        return None
+    # A key published for encryption, or for another algorithm, must not
+    # verify RS256 signatures.
+    if jwk.get("use", "sig") != "sig" or jwk.get("alg", "RS256") != "RS256":
+        return None
+    n_b64, e_b64 = jwk.get("n"), jwk.get("e")
+    if not isinstance(n_b64, str) or not isinstance(e_b64, str):
+        return None
+    n = int.from_bytes(b64url_decode(n_b64), "big")
+    e = int.from_bytes(b64url_decode(e_b64), "big")
+    if n.bit_length() < MIN_RSA_BITS:
+        return None
+    public_key = rsa.RSAPublicNumbers(e, n).public_key()
+    return RSAVerifier(public_key)
+
+
+def _rsa_from_pem_certificate(pem: str) -> Verifier | None:
+    certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    public_key = certificate.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < MIN_RSA_BITS:
+        return None
+    return RSAVerifier(public_key)
+
+
+def parse_document(body: bytes) -> dict[str, Verifier]:
+    """Parse a JWKS (``{"keys": [...]}``, Google's v3/certs) or a map of kid to
+    PEM certificate (Google's v1/certs) into verifiers. Keys that cannot be
+    used are skipped; a document with no usable key is an error."""
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise FetchError("key document is not JSON") from err
+    if not isinstance(document, dict):
+        raise FetchError("key document is not a JSON object")
+    keys: dict[str, Verifier] = {}
+    if isinstance(document.get("keys"), list):
+        for jwk in document["keys"]:
+            if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+                continue
+            try:
+                verifier = _rsa_from_jwk(jwk)
+            except Exception:  # noqa: BLE001 - one bad key must not hide the others
+                logger.warning("skipping an unparsable key (kid %r)", jwk["kid"][:64])
+                continue
+            if verifier is not None:
+                keys[jwk["kid"]] = verifier
+    else:
+        for kid, pem in document.items():
+            if not isinstance(pem, str) or "-----BEGIN CERTIFICATE-----" not in pem:
+                continue
+            try:
+                verifier = _rsa_from_pem_certificate(pem)
+            except Exception:  # noqa: BLE001
+                logger.warning("skipping an unparsable certificate (kid %r)", kid[:64])
+                continue
+            if verifier is not None:
+                keys[kid] = verifier
+    if not keys:
+        raise FetchError("key document holds no usable RSA key")
+    return keys
+
+
+class KeyStore:
+    """Keys for one URL. Use :func:`get_store` rather than building one."""
+
+    #: The clock; tests replace it on an instance to move time.
+    clock: Callable[[], float] = staticmethod(time.time)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.stats = FetchStats()
+        self._keyset: KeySet | None = None
+        self._lock = threading.Lock()
+        self._retry_at = 0.0
+        self._last_forced = float("-inf")
+        url_hash = hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
+        self._cache_key = f"django_google_idtoken:keys:{url_hash}"
+        self._cooldown_key = f"django_google_idtoken:refetch:{url_hash}"
+
+    # -- public API -------------------------------------------------------
+
+    def get(self, kid: str) -> Verifier:
+        """The verifier for ``kid``, fetching keys if needed.
+
+        Raises :class:`KeysUnavailable` when no usable keys can be had, and
+        ``LookupError`` when the issuer does not publish ``kid``.
+        """
+        keyset = self.current()
+        key = keyset.keys.get(kid)
+        if key is not None:
+            return key
+        keyset = self._refresh_for_unknown_kid(keyset)
+        key = keyset.keys.get(kid)
+        if key is None:
+            raise LookupError(kid)
+        return key
+
+    def current(self) -> KeySet:
+        """The current key set, fetching it if the store is cold or expired."""
+        keyset = self._keyset
+        now = self.clock()
+        if keyset is not None and now < keyset.expires_at:
+            return keyset
+        stale_ok = keyset is not None and now < keyset.usable_until(conf.KEYS_MAX_STALE)
+        # Single flight: one thread per process fetches. While it does, other
+        # threads that still have usable (stale) keys go on with them.
+        if not self._lock.acquire(blocking=not stale_ok, timeout=-1 if stale_ok else self._wait()):
+            if stale_ok and keyset is not None:
+                return keyset
+            raise KeysUnavailable(retry_after=FAILURE_BACKOFF)
+        try:
+            return self._refresh_locked(force=False)
+        finally:
+            self._lock.release()
+
+    def refresh(self) -> KeySet:
+        """Fetch the document now, whatever the cache says (``idtoken_keys --refresh``)."""
+        with self._lock:
+            return self._refresh_locked(force=True)
+
+    def clear(self) -> None:
+        """Forget the keys held in this process and in the shared cache."""
+        with self._lock:
+            self._keyset = None
+            self._retry_at = 0.0
+            self._last_forced = float("-inf")
+            cache = caches[conf.KEYS_CACHE]
+            cache.delete_many([self._cache_key, self._cooldown_key])
+
+    # -- internals ----------------------------------------------------------
+
+    def _wait(self) -> float:
+        # A thread waiting for another's fetch waits no longer than that fetch may take.
+        return conf.HTTP_TIMEOUT + 1
+
+    def _refresh_locked(self, *, force: bool) -> KeySet:
+        now = self.clock()
+        keyset = self._keyset
+        if not force and keyset is not None and now < keyset.expires_at:
+            return keyset  # another thread refreshed while we waited
+        if not force:
+            shared = self._from_shared_cache(now)
+            if shared is not None:
+                return shared
+        if not force and now < self._retry_at:
+            return self._fallback(now, "the last fetch failed moments ago")
+        try:
+            body, ttl = fetch_document(self.url, conf.HTTP_TIMEOUT)
+            self.stats.fetches += 1
+            parsed = parse_document(body)
+        except FetchError as err:
+            self.stats.failures += 1
+            self._retry_at = now + FAILURE_BACKOFF
+            return self._fallback(now, str(err))
+        self._retry_at = 0.0
+        keyset = self._install(parsed, body, fetched_at=now, expires_at=now + ttl)
+        entry = {"body": body.decode("utf-8"), "fetched_at": now, "expires_at": now + ttl}
+        try:
+            caches[conf.KEYS_CACHE].set(
+                self._cache_key, entry, timeout=int(ttl + conf.KEYS_MAX_STALE) + 1
+            )
+        except Exception:  # noqa: BLE001 - a cache outage must not stop sign-ins
+            logger.warning("could not store keys in the %r cache", conf.KEYS_CACHE, exc_info=True)
+        logger.info("fetched %d signing keys from %s (fresh for %ds)", len(parsed), self.url, ttl)
+        return keyset
+
+    def _from_shared_cache(self, now: float, newer_than: float = -1.0) -> KeySet | None:
+        try:
+            entry = caches[conf.KEYS_CACHE].get(self._cache_key)
+        except Exception:  # noqa: BLE001
+            logger.warning("could not read keys from the %r cache", conf.KEYS_CACHE, exc_info=True)
+            return None
+        if not isinstance(entry, dict):
+            return None
+        try:
+            body = str(entry["body"]).encode("utf-8")
+            fetched_at = float(entry["fetched_at"])
+            expires_at = float(entry["expires_at"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if now >= expires_at or fetched_at <= newer_than:
+            return None
+        digest = hashlib.sha256(body).hexdigest()
+        current = self._keyset
+        if current is not None and current.digest == digest:
+            # Same document another worker fetched: no need to parse it again.
+            keys: Mapping[str, Verifier] = current.keys
+        else:
+            try:
+                keys = parse_document(body)
+            except FetchError:
+                return None
+        return self._install(keys, body, fetched_at=fetched_at, expires_at=expires_at)
+
+    def _install(
+        self, keys: Mapping[str, Verifier], body: bytes, *, fetched_at: float, expires_at: float
+    ) -> KeySet:
+        current = self._keyset
+        digest = hashlib.sha256(body).hexdigest()
+        if current is None or current.digest != digest:
+            self.stats.parses += 1
+        keyset = KeySet(keys=keys, digest=digest, fetched_at=fetched_at, expires_at=expires_at)
+        self._keyset = keyset
+        return keyset
+
+    def _fallback(self, now: float, reason: str) -> KeySet:
+        keyset = self._keyset
+        if keyset is not None and now < keyset.usable_until(conf.KEYS_MAX_STALE):
+            logger.warning(
+                "could not refresh signing keys from %s (%s); using keys fetched %ds ago",
+                self.url,
+                reason,
+                int(now - keyset.fetched_at),
+            )
+            return keyset
+        logger.error("no usable signing keys from %s: %s", self.url, reason)
+        retry_after = max(1, int(self._retry_at - now)) if self._retry_at > now else 1
+        raise KeysUnavailable(retry_after=retry_after)
+
+    def _refresh_for_unknown_kid(self, keyset: KeySet) -> KeySet:
+        with self._lock:
+            now = self.clock()
+            # Another thread, or another worker, may already have fetched the
+            # rotated document: use it rather than fetching again.
+            if self._keyset is not None and self._keyset.fetched_at > keyset.fetched_at:
+                return self._keyset
+            shared = self._from_shared_cache(now, newer_than=keyset.fetched_at)
+            if shared is not None:
+                return shared
+            # Unknown kids are attacker-controlled: at most one refetch per
+            # cool-down, in this process and (cache.add is atomic, SET NX on
+            # Redis) across every worker sharing the cache, however many
+            # distinct kids arrive.
+            cooldown = conf.KEYS_REFETCH_COOLDOWN
+            if now - self._last_forced < cooldown:
+                return keyset
+            self._last_forced = now
+            try:
+                won = caches[conf.KEYS_CACHE].add(self._cooldown_key, 1, timeout=max(1, int(cooldown)))
+            except Exception:  # noqa: BLE001 - the local cool-down still applies
+                won = True
+            if not won:
+                return keyset
+            self.stats.extra["unknown_kid_refetches"] = self.stats.extra.get("unknown_kid_refetches", 0) + 1
+            try:
+                return self._refresh_locked(force=True)
+            except KeysUnavailable:
+                return keyset
+
+
+_stores: OrderedDict[str, KeyStore] = OrderedDict()
+_stores_lock = threading.Lock()
+
+
+def get_store(url: str) -> KeyStore:
+    """The process-wide store for ``url`` (a bounded registry: tests and
+    multi-provider setups may use several URLs, but memory stays bounded)."""
+    with _stores_lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = KeyStore(url)
+            while len(_stores) > MAX_STORES:
+                _stores.popitem(last=False)
+        else:
+            _stores.move_to_end(url)
+        return store
+
+
+def reset_stores() -> None:
+    """Drop every process-local store (for tests; the shared cache is untouched)."""
+    with _stores_lock:
+        _stores.clear()

@@ -1,0 +1,1 @@
+"""The HTTP layer for Django REST framework: views and serializers, no policy."""

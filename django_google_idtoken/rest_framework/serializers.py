@@ -1,0 +1,31 @@
+"""Serializers for the sign-in answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from ..models import LinkedAccount
+
+
+class UserSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """The signed-in user: works with any user model, including ones whose
+    USERNAME_FIELD is the email and that have no username or name fields."""
+
+    def to_representation(self, user: Any) -> dict[str, Any]:
+        email_field = user.get_email_field_name()
+        return {
+            "id": user.pk,
+            "username": user.get_username(),
+            "email": getattr(user, email_field, "") or "",
+            "first_name": getattr(user, "first_name", "") or "",
+            "last_name": getattr(user, "last_name", "") or "",
+        }
+
+
+class LinkedAccountSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = LinkedAccount
+        fields = ["provider", "sub", "email", "email_verified", "hosted_domain", "name", "picture"]
+        read_only_fields = fields

@@ -1,0 +1,118 @@
+"""Sign-in and "who am I" endpoints. They translate HTTP to the backend and
+back; every decision is made by the verifier and the account policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate, login
+from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..backends import GoogleIdTokenBackend, get_refusal, get_result
+from ..errors import Refused
+from .serializers import LinkedAccountSerializer, UserSerializer
+
+BACKEND_PATH = f"{GoogleIdTokenBackend.__module__}.{GoogleIdTokenBackend.__qualname__}"
+
+#: Where clients put the token: JSON "id_token", or the form field "idToken"
+#: that Google's and now.gg's client examples post (or "id_token").
+TOKEN_FIELDS = ("id_token", "idToken")
+
+
+def refusal_response(refusal: Refused) -> Response:
+    """The JSON answer for a refusal: {"code", "detail"}, with Retry-After on 503."""
+    response = Response(refusal.as_dict(), status=refusal.status)
+    if refusal.retry_after is not None:
+        response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+class CodedErrorsMixin:
+    """Answers every error as {"code", "detail"}, DRF's own ones included
+    (parse errors, 405, 415, 401), so clients have one shape to handle."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, Refused):
+            return refusal_response(exc)
+        if isinstance(exc, exceptions.NotAuthenticated):
+            # A session endpoint: there is no WWW-Authenticate scheme to offer,
+            # but "not signed in" is still a 401, not DRF's default 403.
+            return Response(
+                {"code": "not_authenticated", "detail": str(exc.detail)},
+                status=status.HTTP_401_UNAUTHORIZED,
+            )
+        if isinstance(exc, exceptions.APIException):
+            response = super().handle_exception(exc)  # type: ignore[misc]
+            detail = exc.detail if isinstance(exc.detail, str) else exc.default_detail
+            response.data = {"code": exc.default_code, "detail": str(detail)}
+            return response
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+
+def extract_token(request: Request) -> str:
+    """The token from the body; 400 missing_token if absent, empty or not a string."""
+    try:
+        data = request.data
+    except exceptions.ParseError:
+        raise Refused("missing_token", "The request body could not be parsed.") from None
+    if not hasattr(data, "get"):
+        raise Refused("missing_token")
+    for name in TOKEN_FIELDS:
+        value = data.get(name)
+        if value is not None:
+            if not isinstance(value, str) or not value.strip():
+                raise Refused("missing_token")
+            return value.strip()
+    raise Refused("missing_token")
+
+
+class SignInView(CodedErrorsMixin, APIView):
+    """POST an ID token; get a session and the signed-in user.
+
+    Tokens are accepted only in POST bodies, never in URLs (which end up in
+    access logs, browser history and Referer headers): GET answers 405.
+    """
+
+    # No authentication classes: the token in the body is the credential, and
+    # an existing session must not change what this view does.
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    def post(self, request: Request) -> Response:
+        token = extract_token(request)
+        http_request = request._request
+        user = authenticate(http_request, id_token=token)
+        if user is None:
+            refusal = get_refusal(http_request)
+            if refusal is None:
+                # Another backend declined, or ours is not configured.
+                refusal = Refused("malformed_token")
+            return refusal_response(refusal)
+        result = get_result(http_request)
+        # login() rotates the session key, so a session id planted before
+        # sign-in (session fixation) is useless afterwards.
+        login(http_request, user, backend=BACKEND_PATH)
+        return Response(
+            {
+                "user": UserSerializer(user).data,
+                "created": bool(result and result.created),
+                "account": LinkedAccountSerializer(result.account).data if result else None,
+            }
+        )
+
+
+class MeView(CodedErrorsMixin, APIView):
+    """The session's user; 401 without one."""
+
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        return Response(UserSerializer(request.user).data)

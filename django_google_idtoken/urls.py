@@ -1,0 +1,12 @@
+"""``path("auth/google/", include("django_google_idtoken.urls"))``"""
+
+from django.urls import path
+
+from .rest_framework.views import MeView, SignInView
+
+app_name = "google_idtoken"
+
+urlpatterns = [
+    path("signin/", SignInView.as_view(), name="signin"),
+    path("me/", MeView.as_view(), name="me"),
+]

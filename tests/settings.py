@@ -1,0 +1,92 @@
+"""Settings for the test suite (separate from the example project).
+
+SQLite and local-memory cache by default, so a newcomer needs nothing.
+IDTOKEN_TEST_DB=postgres and IDTOKEN_TEST_CACHE=redis switch to the services
+on 127.0.0.1 (what .ci/run does on its second pass).
+"""
+
+import os
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+ROOT_URLCONF = "tests.urls"
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "rest_framework",
+    "django_google_idtoken",
+    "tests.emailuser",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+AUTHENTICATION_BACKENDS = [
+    "django_google_idtoken.backends.GoogleIdTokenBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if os.environ.get("IDTOKEN_TEST_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "django_google_idtoken",
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "HOST": "127.0.0.1",
+            "PORT": "5432",
+        }
+    }
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+
+if os.environ.get("IDTOKEN_TEST_CACHE") == "redis":
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # A database of its own: the tests clear the cache between tests.
+            "LOCATION": "redis://127.0.0.1:6379/15",
+            "KEY_PREFIX": "idtoken-tests",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+GOOGLE_IDTOKEN = {
+    "CLIENT_IDS": ["1234-test.apps.googleusercontent.com", "1234-ios.apps.googleusercontent.com"],
+    # Replaced per test by the loopback key server's URL (see conftest.py).
+    "CERTS_URL": "http://127.0.0.1:9/unused",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"django_google_idtoken": {"level": "DEBUG"}},
+}
