@@ -64,7 +64,9 @@ def google_is_authoritative(claims: Claims) -> bool:
     if not claims.email_verified or "@" not in claims.email:
         return False
     domain = claims.email.rsplit("@", 1)[1].lower()
-    return domain in GOOGLE_MAIL_DOMAINS or (bool(claims.hosted_domain) and domain == claims.hosted_domain)
+    return domain in GOOGLE_MAIL_DOMAINS or (
+        bool(claims.hosted_domain) and domain == claims.hosted_domain
+    )
 
 
 def _check_active(user: AbstractBaseUser) -> None:
@@ -177,7 +179,7 @@ def _new_user(claims: Claims, *, randomize: bool) -> Any:
         fields[email_field] = claims.email
     for name, value in (("first_name", claims.given_name), ("last_name", claims.family_name)):
         if _has_field(user_model, name):
-            limit = user_model._meta.get_field(name).max_length or 150
+            limit = getattr(user_model._meta.get_field(name), "max_length", None) or 150
             fields[name] = value[:limit]
     username_field = user_model.USERNAME_FIELD
     if username_field != email_field:
@@ -196,8 +198,9 @@ def _username(user_model: Any, claims: Claims, *, randomize: bool) -> str:
     field = user_model._meta.get_field(user_model.USERNAME_FIELD)
     limit = field.max_length or 150
     base = _USERNAME_UNSAFE.sub("", claims.email.split("@", 1)[0])[: limit - 7] or "user"
-    if not randomize and not user_model._default_manager.filter(
-        **{user_model.USERNAME_FIELD: base}
-    ).exists():
+    if (
+        not randomize
+        and not user_model._default_manager.filter(**{user_model.USERNAME_FIELD: base}).exists()
+    ):
         return base
     return f"{base}-{secrets.token_hex(3)}"

@@ -37,7 +37,7 @@ def get_result(request: HttpRequest | None) -> SignInResult | None:
 class GoogleIdTokenBackend(BaseBackend):
     """Authenticates ``authenticate(request, id_token=...)`` with a Google ID token."""
 
-    def authenticate(  # type: ignore[override]
+    def authenticate(
         self,
         request: HttpRequest | None,
         id_token: str | None = None,
@@ -66,7 +66,10 @@ class GoogleIdTokenBackend(BaseBackend):
         if request is not None:
             setattr(request, _RESULT_ATTR, result)
         logger.info(
-            "signed in user %s (%s sub, created=%s)", result.user.pk, claims.provider, result.created
+            "signed in user %s (%s sub, created=%s)",
+            result.user.pk,
+            claims.provider,
+            result.created,
         )
         return result.user
 

@@ -66,7 +66,7 @@ def type_error(name: str, value: Any) -> str | None:
     if not isinstance(value, expected):
         names = " or ".join(t.__name__ for t in expected)
         return f"{SETTING_NAME}['{name}'] must be a {names}, not {type(value).__name__}."
-    if list in expected and not all(isinstance(item, str) and item for item in value):
+    if isinstance(value, (list, tuple)) and not all(isinstance(i, str) and i for i in value):
         return f"{SETTING_NAME}['{name}'] must contain only non-empty strings."
     return None
 

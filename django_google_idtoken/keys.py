@@ -191,7 +191,7 @@ def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Verifier | None:
     if n.bit_length() < MIN_RSA_BITS:
         return None
     public_key = rsa.RSAPublicNumbers(e, n).public_key()
-    return RSAVerifier(public_key)
+    return RSAVerifier(public_key)  # type: ignore[no-untyped-call]
 
 
 def _rsa_from_pem_certificate(pem: str) -> Verifier | None:
@@ -199,7 +199,7 @@ def _rsa_from_pem_certificate(pem: str) -> Verifier | None:
     public_key = certificate.public_key()
     if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < MIN_RSA_BITS:
         return None
-    return RSAVerifier(public_key)
+    return RSAVerifier(public_key)  # type: ignore[no-untyped-call]
 
 
 def parse_document(body: bytes) -> dict[str, Verifier]:
@@ -416,12 +416,16 @@ class KeyStore:
                 return keyset
             self._last_forced = now
             try:
-                won = caches[conf.KEYS_CACHE].add(self._cooldown_key, 1, timeout=max(1, int(cooldown)))
+                won = caches[conf.KEYS_CACHE].add(
+                    self._cooldown_key, 1, timeout=max(1, int(cooldown))
+                )
             except Exception:  # noqa: BLE001 - the local cool-down still applies
                 won = True
             if not won:
                 return keyset
-            self.stats.extra["unknown_kid_refetches"] = self.stats.extra.get("unknown_kid_refetches", 0) + 1
+            self.stats.extra["unknown_kid_refetches"] = (
+                self.stats.extra.get("unknown_kid_refetches", 0) + 1
+            )
             try:
                 return self._refresh_locked(force=True)
             except KeysUnavailable:

@@ -42,7 +42,14 @@ def public_jwk(kid: str, key: rsa.RSAPrivateKey) -> dict[str, str]:
     numbers = key.public_key().public_numbers()
     n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
     e = numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")
-    return {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": b64url_encode(n), "e": b64url_encode(e)}
+    return {
+        "kty": "RSA",
+        "alg": "RS256",
+        "use": "sig",
+        "kid": kid,
+        "n": b64url_encode(n),
+        "e": b64url_encode(e),
+    }
 
 
 def pem_certificate(key: rsa.RSAPrivateKey) -> str:
@@ -66,7 +73,9 @@ def sign_rs256(signing_input: bytes, key: rsa.RSAPrivateKey) -> bytes:
     return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
 
 
-def encode_token(header: Mapping[str, Any], payload: Mapping[str, Any], key: rsa.RSAPrivateKey) -> str:
+def encode_token(
+    header: Mapping[str, Any], payload: Mapping[str, Any], key: rsa.RSAPrivateKey
+) -> str:
     """Sign any header and payload with RS256, exactly as given (for attack tests too)."""
     signing_input = (
         b64url_encode(json.dumps(header, separators=(",", ":")).encode())
@@ -98,11 +107,14 @@ class FakeIssuer:
     def add_key(self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None) -> str:
         """Publish a new key (not yet used for signing); return its kid."""
         key = key or generate_key()
-        kid = kid or hashlib.sha1(  # noqa: S324 - a key id, not a security hash
-            key.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        ).hexdigest()
+        kid = (
+            kid
+            or hashlib.sha1(  # noqa: S324 - a key id, not a security hash
+                key.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            ).hexdigest()
+        )
         self.keys[kid] = key
         return kid
 

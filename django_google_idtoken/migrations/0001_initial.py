@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,25 +15,63 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='LinkedAccount',
+            name="LinkedAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=32, verbose_name='provider')),
-                ('sub', models.CharField(max_length=255, verbose_name='subject (sub)')),
-                ('email', models.EmailField(blank=True, db_index=True, max_length=254, verbose_name='email')),
-                ('email_verified', models.BooleanField(default=False, verbose_name='email verified')),
-                ('hosted_domain', models.CharField(blank=True, max_length=255, verbose_name='hosted domain')),
-                ('name', models.CharField(blank=True, max_length=255, verbose_name='name')),
-                ('picture', models.URLField(blank=True, max_length=2048, verbose_name='picture')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
-                ('last_signed_in_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='last sign-in')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='linked_accounts', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=32, verbose_name="provider")),
+                ("sub", models.CharField(max_length=255, verbose_name="subject (sub)")),
+                (
+                    "email",
+                    models.EmailField(
+                        blank=True, db_index=True, max_length=254, verbose_name="email"
+                    ),
+                ),
+                (
+                    "email_verified",
+                    models.BooleanField(default=False, verbose_name="email verified"),
+                ),
+                (
+                    "hosted_domain",
+                    models.CharField(blank=True, max_length=255, verbose_name="hosted domain"),
+                ),
+                ("name", models.CharField(blank=True, max_length=255, verbose_name="name")),
+                ("picture", models.URLField(blank=True, max_length=2048, verbose_name="picture")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, editable=False, verbose_name="created"
+                    ),
+                ),
+                (
+                    "last_signed_in_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="last sign-in"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="linked_accounts",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'linked account',
-                'verbose_name_plural': 'linked accounts',
-                'ordering': ['-last_signed_in_at'],
-                'constraints': [models.UniqueConstraint(fields=('provider', 'sub'), name='django_google_idtoken_provider_sub_unique')],
+                "verbose_name": "linked account",
+                "verbose_name_plural": "linked accounts",
+                "ordering": ["-last_signed_in_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("provider", "sub"), name="django_google_idtoken_provider_sub_unique"
+                    )
+                ],
             },
         ),
     ]

@@ -48,11 +48,12 @@ class CodedErrorsMixin:
                 status=status.HTTP_401_UNAUTHORIZED,
             )
         if isinstance(exc, exceptions.APIException):
-            response = super().handle_exception(exc)  # type: ignore[misc]
+            response: Response = super().handle_exception(exc)  # type: ignore[misc]
             detail = exc.detail if isinstance(exc.detail, str) else exc.default_detail
             response.data = {"code": exc.default_code, "detail": str(detail)}
             return response
-        return super().handle_exception(exc)  # type: ignore[misc]
+        unhandled: Response = super().handle_exception(exc)  # type: ignore[misc]
+        return unhandled
 
 
 def extract_token(request: Request) -> str:
