@@ -25,6 +25,10 @@ REFUSALS: dict[str, tuple[int, str]] = {
     "hosted_domain_not_allowed": (403, "This Google account's domain is not allowed to sign in."),
     "user_inactive": (403, "This user account is disabled."),
     "signup_disabled": (403, "No account is linked to this Google account and sign-up is closed."),
+    "csrf_failed": (
+        403,
+        "This sign-in came from a page of another site (Origin not trusted).",
+    ),
     "email_in_use": (
         403,
         "An account with this email address already exists; sign in to it and link Google there.",

@@ -344,7 +344,9 @@ class KeyStore:
         logger.info("fetched %d signing keys from %s (fresh for %ds)", len(parsed), self.url, ttl)
         return keyset
 
-    def _from_shared_cache(self, now: float, newer_than: float = -1.0) -> KeySet | None:
+    def _from_shared_cache(
+        self, now: float, newer_than: float = -1.0, *, stale_ok: bool = False
+    ) -> KeySet | None:
         try:
             entry = caches[conf.KEYS_CACHE].get(self._cache_key)
         except Exception:  # noqa: BLE001
@@ -358,7 +360,8 @@ class KeyStore:
             expires_at = float(entry["expires_at"])
         except (KeyError, TypeError, ValueError):
             return None
-        if now >= expires_at or fetched_at <= newer_than:
+        usable_until = expires_at + conf.KEYS_MAX_STALE if stale_ok else expires_at
+        if now >= usable_until or fetched_at <= newer_than:
             return None
         digest = hashlib.sha256(body).hexdigest()
         current = self._keyset
@@ -385,6 +388,10 @@ class KeyStore:
 
     def _fallback(self, now: float, reason: str) -> KeySet:
         keyset = self._keyset
+        if keyset is None:
+            # A process started during an outage can still use the last good
+            # document another worker left in the shared cache.
+            keyset = self._from_shared_cache(now, stale_ok=True)
         if keyset is not None and now < keyset.usable_until(conf.KEYS_MAX_STALE):
             logger.warning(
                 "could not refresh signing keys from %s (%s); using keys fetched %ds ago",

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from ..backends import GoogleIdTokenBackend, get_refusal, get_result
 from ..errors import Refused
+from ..origin import origin_allowed
 from .serializers import LinkedAccountSerializer, UserSerializer
 
 BACKEND_PATH = f"{GoogleIdTokenBackend.__module__}.{GoogleIdTokenBackend.__qualname__}"
@@ -87,8 +88,10 @@ class SignInView(CodedErrorsMixin, APIView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     def post(self, request: Request) -> Response:
-        token = extract_token(request)
         http_request = request._request
+        if not origin_allowed(http_request):
+            raise Refused("csrf_failed")
+        token = extract_token(request)
         user = authenticate(http_request, id_token=token)
         if user is None:
             refusal = get_refusal(http_request)
