@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from .accounts import SignInResult, sign_in
 from .errors import Refused
 from .providers import get_provider
+from .replay import mark_used
 
 logger = logging.getLogger("django_google_idtoken")
 
@@ -50,6 +51,7 @@ class GoogleIdTokenBackend(BaseBackend):
             setattr(request, _RESULT_ATTR, None)
         try:
             claims = get_provider(None).verify(id_token)
+            mark_used(claims)
             result = sign_in(claims, request)
         except Refused as refusal:
             # Log the code and only the token's kid/iss/aud: never the token,

@@ -30,6 +30,11 @@ class Claims:
     given_name: str = ""
     family_name: str = ""
     picture: str = ""
+    #: When the token expires (its exp claim, epoch seconds).
+    expires_at: int = 0
+    #: SHA-256 of the decoded signature bytes: one value per token, whatever
+    #: base64 spelling it arrived in (for replay protection).
+    token_id: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -57,6 +62,7 @@ def check_claims(
     hosted_domains: Collection[str],
     leeway: float,
     now: float,
+    token_id: str = "",
 ) -> Claims:
     """Apply every claim rule of Google's backend-auth guide; return the claims.
 
@@ -119,5 +125,7 @@ def check_claims(
         given_name=_optional_str(payload, "given_name", 150),
         family_name=_optional_str(payload, "family_name", 150),
         picture=_optional_str(payload, "picture", 2048),
+        expires_at=exp,
+        token_id=token_id,
         raw=dict(payload),
     )

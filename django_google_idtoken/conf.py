@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "KEYS_CACHE": "default",
     "KEYS_MAX_STALE": 6 * 3600,
     "KEYS_REFETCH_COOLDOWN": 60,
+    "REPLAY_PROTECTION": False,
 }
 
 # The type each key must have; (int, float) means "a number". bool is refused
@@ -44,6 +45,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "KEYS_CACHE": (str,),
     "KEYS_MAX_STALE": (int, float),
     "KEYS_REFETCH_COOLDOWN": (int, float),
+    "REPLAY_PROTECTION": (bool,),
 }
 
 
@@ -121,6 +123,10 @@ class Settings:
     @property
     def KEYS_REFETCH_COOLDOWN(self) -> float:
         return float(self._get("KEYS_REFETCH_COOLDOWN"))
+
+    @property
+    def REPLAY_PROTECTION(self) -> bool:
+        return bool(self._get("REPLAY_PROTECTION"))
 
 
 conf = Settings()

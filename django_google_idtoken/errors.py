@@ -22,6 +22,7 @@ REFUSALS: dict[str, tuple[int, str]] = {
     "token_expired": (401, "The ID token has expired."),
     "token_not_yet_valid": (401, "The ID token is not valid yet."),
     "invalid_claims": (401, "The ID token's claims are missing or of the wrong type."),
+    "token_replayed": (401, "This ID token was already used to sign in; get a new one."),
     "hosted_domain_not_allowed": (403, "This Google account's domain is not allowed to sign in."),
     "user_inactive": (403, "This user account is disabled."),
     "signup_disabled": (403, "No account is linked to this Google account and sign-up is closed."),

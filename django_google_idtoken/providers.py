@@ -7,6 +7,7 @@ remote Verify Token API, generic OpenID Connect) plug in behind the same
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 
@@ -52,6 +53,7 @@ class GoogleProvider:
             hosted_domains=conf.HOSTED_DOMAINS,
             leeway=conf.LEEWAY,
             now=self.clock(),
+            token_id=hashlib.sha256(parsed.signature).hexdigest(),
         )
         return claims
 
