@@ -104,6 +104,10 @@ def _users_with_email(email: str) -> list[Any]:
 
 def _first_sign_in(claims: Claims, request: HttpRequest | None) -> SignInResult:
     existing = _users_with_email(claims.email)
+    if existing and LinkedAccount.objects.filter(provider=claims.provider, sub=claims.sub).exists():
+        # A racing first sign-in for this same sub committed its new user
+        # (with this email) after our lookup: that user is this account's.
+        return _winner(claims)
     if existing:
         # Someone may own a Google account whose email equals a local user's
         # address without owning the local account (an unverified address, or

@@ -7,6 +7,7 @@ values into a module-level constant or a default argument.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,8 +64,8 @@ def type_error(name: str, value: Any) -> str | None:
     numeric = float in expected
     if numeric and (isinstance(value, bool) or not isinstance(value, expected)):
         return f"{SETTING_NAME}['{name}'] must be a number, not {type(value).__name__}."
-    if numeric and value < 0:
-        return f"{SETTING_NAME}['{name}'] must not be negative."
+    if numeric and not (math.isfinite(value) and value >= 0):
+        return f"{SETTING_NAME}['{name}'] must be a finite number, not negative."
     if not isinstance(value, expected):
         names = " or ".join(t.__name__ for t in expected)
         return f"{SETTING_NAME}['{name}'] must be a {names}, not {type(value).__name__}."

@@ -16,15 +16,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import ipaddress
 import json
 import logging
 import re
+import socket
+import ssl
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -56,6 +58,7 @@ DEFAULT_TTL = 300
 FAILURE_BACKOFF = 10
 #: Keys shorter than this are ignored: Google signs with 2048-bit RSA keys.
 MIN_RSA_BITS = 2048
+USER_AGENT = "django-google-idtoken"
 #: How many distinct key URLs one process keeps stores for.
 MAX_STORES = 16
 
@@ -122,58 +125,101 @@ def ttl_from_headers(cache_control: str | None, age: str | None) -> int:
     return max(MIN_TTL, min(MAX_TTL, ttl))
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # The configured URL is the trust anchor; a redirect could send us to an
-    # http:// or attacker-chosen host. Google's certificate URLs do not redirect.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+def _proxy_for(url: str) -> tuple[str, int] | None:
+    """The HTTPS proxy from the environment (HTTPS_PROXY/NO_PROXY), if any.
+    Loopback URLs never go through a proxy."""
+    host = urlsplit(url).hostname or ""
+    if is_loopback_url(url) or urllib.request.proxy_bypass(host):
         return None
+    proxy = urllib.request.getproxies().get(urlsplit(url).scheme)
+    if not proxy:
+        return None
+    parsed = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if not parsed.hostname:
+        return None
+    return parsed.hostname, parsed.port or 80
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = _proxy_for(url)
+    connect_host, connect_port = proxy or (host, port)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        # Certificates and host names are verified (the default context):
+        # the keys are only as trustworthy as the connection they came over.
+        connection = http.client.HTTPSConnection(
+            connect_host, connect_port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        connection = http.client.HTTPConnection(connect_host, connect_port, timeout=timeout)
+    if proxy:
+        connection.set_tunnel(host, port)
+    return connection
 
 
 def fetch_document(url: str, timeout: float) -> tuple[bytes, int]:
-    """GET the key document; return (body, ttl seconds). Bounded in size and in
-    total time (not just per socket operation), so a slow-drip endpoint cannot
-    hold a worker past ``timeout``."""
+    """GET the key document; return (body, ttl seconds).
+
+    Bounded in size, and in total time rather than per socket operation: an
+    endpoint that drips its headers or body a byte at a time cannot hold a
+    worker past ``timeout``. Redirects are not followed: the configured URL
+    is the trust anchor, and a redirect could point at an http:// or
+    attacker-chosen host (Google's certificate URLs do not redirect).
+    """
     if not url_allowed(url):
         raise FetchError("the key URL is not https")
     deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    connection = _connection(url, timeout)
+    timed_out = threading.Event()
+    watchdog: threading.Timer | None = None
     try:
-        with _opener.open(request, timeout=timeout) as response:
-            if response.status != 200:
-                raise FetchError(f"HTTP {response.status}")
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > MAX_DOCUMENT_BYTES:
-                raise FetchError("key document too large")
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise FetchError("timed out")
-                sock = getattr(getattr(response, "fp", None), "raw", None)
-                sock = getattr(sock, "_sock", None)
-                if sock is not None:
-                    sock.settimeout(remaining)
-                chunk = response.read1(16384)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_DOCUMENT_BYTES:
-                    raise FetchError("key document too large")
-                chunks.append(chunk)
-            ttl = ttl_from_headers(
-                response.headers.get("Cache-Control"), response.headers.get("Age")
-            )
-            return b"".join(chunks), ttl
+        connection.connect()
+        sock = connection.sock
+        if sock is None:
+            raise FetchError("no connection")
+
+        def hang_up() -> None:
+            timed_out.set()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), hang_up)
+        watchdog.daemon = True
+        watchdog.start()
+        connection.request(
+            "GET", path, headers={"Accept": "application/json", "User-Agent": USER_AGENT}
+        )
+        response = connection.getresponse()
+        if response.status != 200:
+            raise FetchError(f"HTTP {response.status}")
+        length = response.getheader("Content-Length")
+        if length and length.isdigit() and int(length) > MAX_DOCUMENT_BYTES:
+            raise FetchError("key document too large")
+        # Read one byte past the cap, so a body without Content-Length that
+        # is too large is caught without holding more than the cap in memory.
+        body = response.read(MAX_DOCUMENT_BYTES + 1)
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise FetchError("key document too large")
+        if timed_out.is_set():
+            raise FetchError("timed out")
+        ttl = ttl_from_headers(response.getheader("Cache-Control"), response.getheader("Age"))
+        return body, ttl
     except FetchError:
         raise
-    except urllib.error.HTTPError as err:
-        raise FetchError(f"HTTP {err.code}") from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
-        raise FetchError(type(err).__name__) from None
+    except (http.client.HTTPException, OSError, ValueError) as err:
+        reason = "timed out" if timed_out.is_set() else type(err).__name__
+        raise FetchError(reason) from None
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        connection.close()
 
 
 def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Verifier | None:
@@ -182,6 +228,11 @@ def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Verifier | None:
     # A key published for encryption, or for another algorithm, must not
     # verify RS256 signatures.
     if jwk.get("use", "sig") != "sig" or jwk.get("alg", "RS256") != "RS256":
+        return None
+    # RFC 7517 section 4.3: a key whose key_ops leave out "verify" is not for
+    # verifying signatures.
+    key_ops = jwk.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         return None
     n_b64, e_b64 = jwk.get("n"), jwk.get("e")
     if not isinstance(n_b64, str) or not isinstance(e_b64, str):
@@ -208,7 +259,7 @@ def parse_document(body: bytes) -> dict[str, Verifier]:
     used are skipped; a document with no usable key is an error."""
     try:
         document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise FetchError("key document is not JSON") from err
     if not isinstance(document, dict):
         raise FetchError("key document is not a JSON object")
@@ -327,13 +378,13 @@ class KeyStore:
         try:
             body, ttl = fetch_document(self.url, conf.HTTP_TIMEOUT)
             self.stats.fetches += 1
-            parsed = parse_document(body)
+            digest, parsed = self._parse(body)
         except FetchError as err:
             self.stats.failures += 1
             self._retry_at = now + FAILURE_BACKOFF
             return self._fallback(now, str(err))
         self._retry_at = 0.0
-        keyset = self._install(parsed, body, fetched_at=now, expires_at=now + ttl)
+        keyset = self._install(parsed, digest, fetched_at=now, expires_at=now + ttl)
         entry = {"body": body.decode("utf-8"), "fetched_at": now, "expires_at": now + ttl}
         try:
             caches[conf.KEYS_CACHE].set(
@@ -363,25 +414,27 @@ class KeyStore:
         usable_until = expires_at + conf.KEYS_MAX_STALE if stale_ok else expires_at
         if now >= usable_until or fetched_at <= newer_than:
             return None
+        try:
+            digest, keys = self._parse(body)
+        except FetchError:
+            return None
+        return self._install(keys, digest, fetched_at=fetched_at, expires_at=expires_at)
+
+    def _parse(self, body: bytes) -> tuple[str, Mapping[str, Verifier]]:
+        """Parse a document, or reuse the parsed keys if it is the one we hold
+        (a refetch of an unchanged document, or the same document another
+        worker fetched): keys are parsed once per distinct document."""
         digest = hashlib.sha256(body).hexdigest()
         current = self._keyset
         if current is not None and current.digest == digest:
-            # Same document another worker fetched: no need to parse it again.
-            keys: Mapping[str, Verifier] = current.keys
-        else:
-            try:
-                keys = parse_document(body)
-            except FetchError:
-                return None
-        return self._install(keys, body, fetched_at=fetched_at, expires_at=expires_at)
+            return digest, current.keys
+        keys = parse_document(body)
+        self.stats.parses += 1
+        return digest, keys
 
     def _install(
-        self, keys: Mapping[str, Verifier], body: bytes, *, fetched_at: float, expires_at: float
+        self, keys: Mapping[str, Verifier], digest: str, *, fetched_at: float, expires_at: float
     ) -> KeySet:
-        current = self._keyset
-        digest = hashlib.sha256(body).hexdigest()
-        if current is None or current.digest != digest:
-            self.stats.parses += 1
         keyset = KeySet(keys=keys, digest=digest, fetched_at=fetched_at, expires_at=expires_at)
         self._keyset = keyset
         return keyset

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate, login
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -57,6 +59,7 @@ class CodedErrorsMixin:
         return unhandled
 
 
+@sensitive_variables("data", "value")
 def extract_token(request: Request) -> str:
     """The token from the body; 400 missing_token if absent, empty or not a string."""
     try:
@@ -74,6 +77,9 @@ def extract_token(request: Request) -> str:
     raise Refused("missing_token")
 
 
+# Error reports (500 mails to ADMINS, Sentry) must not carry the token: it is
+# a bearer credential. On dispatch, since DRF wraps the request for post().
+@method_decorator(sensitive_post_parameters(*TOKEN_FIELDS), name="dispatch")
 class SignInView(CodedErrorsMixin, APIView):
     """POST an ID token; get a session and the signed-in user.
 
@@ -87,6 +93,7 @@ class SignInView(CodedErrorsMixin, APIView):
     permission_classes = [AllowAny]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
+    @method_decorator(sensitive_variables("token"))
     def post(self, request: Request) -> Response:
         http_request = request._request
         if not origin_allowed(http_request):
