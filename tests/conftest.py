@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -13,9 +14,13 @@ from typing import Any
 
 import pytest
 from django.core.cache import caches
+from django.test import Client
 
 from django_google_idtoken.keys import reset_stores
+from django_google_idtoken.providers import GoogleProvider
 from django_google_idtoken.testing import FakeIssuer
+
+from .leakcheck import find_leaks
 
 CLIENT_ID = "1234-test.apps.googleusercontent.com"
 
@@ -122,3 +127,69 @@ def _fresh_key_stores() -> Iterator[None]:
     reset_stores()
     yield
     reset_stores()
+
+
+class LeakGuard(logging.Handler):
+    """Collects every log record (formatted, tracebacks included: exception
+    messages are where tokens usually slip into logs), every response body
+    the test client receives, and every token that reaches verification."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.texts: list[str] = []
+        self.tokens: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.texts.append(self.format(record))
+
+    def leaks(self) -> list[str]:
+        return find_leaks(self.texts, self.tokens)
+
+
+@pytest.fixture(autouse=True)
+def leak_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[LeakGuard]:
+    """Suite-wide: every logger at DEBUG, and after each test, no part of any
+    token that reached verification may appear in a log record or in a
+    response the test client received."""
+    guard = LeakGuard()
+    real_verify = GoogleProvider.verify
+
+    def recording_verify(self: GoogleProvider, token: object) -> Any:
+        if isinstance(token, str):
+            guard.tokens.append(token)
+        return real_verify(self, token)
+
+    real_request = Client.request
+
+    def recording_request(self: Client, **request: Any) -> Any:
+        response = real_request(self, **request)
+        if not getattr(response, "streaming", False):
+            guard.texts.append(response.content.decode("utf-8", "replace"))
+        return response
+
+    # Pass-through recorders: the real verification and client still run.
+    monkeypatch.setattr(GoogleProvider, "verify", recording_verify)
+    monkeypatch.setattr(Client, "request", recording_request)
+
+    root = logging.getLogger()
+    loggers = [root] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    saved = [(logger, logger.level) for logger in loggers]
+    hooked = [logger for logger in loggers if logger is root or not logger.propagate]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    for logger in hooked:
+        logger.addHandler(guard)
+    try:
+        yield guard
+    finally:
+        for logger in hooked:
+            logger.removeHandler(guard)
+        for logger, level in saved:
+            logger.setLevel(level)
+    leaks = guard.leaks()
+    assert not leaks, f"token material in logs or responses: {leaks}"
