@@ -7,6 +7,7 @@ values into a module-level constant or a default argument.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -74,24 +75,76 @@ def type_error(name: str, value: Any) -> str | None:
     return None
 
 
+class _Invalid:
+    """A setting that failed validation: raised when (and only when) read."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _normalize(name: str, value: Any) -> Any:
+    if name == "HOSTED_DOMAINS":
+        # Domain names compare case-insensitively.
+        return tuple(domain.lower() for domain in value)
+    if isinstance(value, list):
+        return tuple(value)
+    if TYPES[name] == (int, float):
+        return float(value)
+    return value
+
+
 class Settings:
-    """One typed property per setting, read live from ``settings.GOOGLE_IDTOKEN``."""
+    """One typed property per setting, read live from ``settings.GOOGLE_IDTOKEN``.
+
+    Validated values are memoised against an equal copy of the dict they
+    came from, so a read costs a dict comparison, yet any change (a new dict
+    from ``override_settings``, or the dict edited in place) is seen on the
+    next read.
+    """
+
+    def __init__(self) -> None:
+        self._memo: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    def _values(self) -> dict[str, Any]:
+        raw = raw_settings()
+        memo = self._memo
+        if memo is not None and memo[0] == raw:
+            return memo[1]
+        values: dict[str, Any] = {}
+        for name, default in DEFAULTS.items():
+            value = raw.get(name, default)
+            problem = type_error(name, value)
+            values[name] = _Invalid(problem) if problem else _normalize(name, value)
+        try:
+            self._memo = (copy.deepcopy(raw), values)
+        except Exception:  # noqa: BLE001 - an uncopyable value: just don't memoise
+            self._memo = None
+        return values
 
     def _get(self, name: str) -> Any:
-        value = raw_settings().get(name, DEFAULTS[name])
-        problem = type_error(name, value)
-        if problem:
-            raise ImproperlyConfigured(problem)
+        value = self._values()[name]
+        if isinstance(value, _Invalid):
+            raise ImproperlyConfigured(value.problem)
         return value
+
+    def read(self, *names: str) -> tuple[Any, ...]:
+        """Several settings from one look at ``settings`` (for hot paths)."""
+        values = self._values()
+        result = tuple(values[name] for name in names)
+        for value in result:
+            if isinstance(value, _Invalid):
+                raise ImproperlyConfigured(value.problem)
+        return result
 
     @property
     def CLIENT_IDS(self) -> Sequence[str]:
-        return tuple(self._get("CLIENT_IDS"))
+        return self._get("CLIENT_IDS")  # type: ignore[no-any-return]
 
     @property
     def HOSTED_DOMAINS(self) -> Sequence[str]:
-        # Domain names compare case-insensitively.
-        return tuple(domain.lower() for domain in self._get("HOSTED_DOMAINS"))
+        return self._get("HOSTED_DOMAINS")  # type: ignore[no-any-return]
 
     @property
     def CERTS_URL(self) -> str:

@@ -499,14 +499,15 @@ _stores_lock = threading.Lock()
 def get_store(url: str) -> KeyStore:
     """The process-wide store for ``url`` (a bounded registry: tests and
     multi-provider setups may use several URLs, but memory stays bounded)."""
+    store = _stores.get(url)
+    if store is not None:
+        return store  # the hot path: no lock, no reordering (eviction is oldest-first)
     with _stores_lock:
         store = _stores.get(url)
         if store is None:
             store = _stores[url] = KeyStore(url)
             while len(_stores) > MAX_STORES:
                 _stores.popitem(last=False)
-        else:
-            _stores.move_to_end(url)
         return store
 
 

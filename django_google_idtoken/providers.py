@@ -7,7 +7,6 @@ remote Verify Token API, generic OpenID Connect) plug in behind the same
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 
@@ -37,7 +36,10 @@ class GoogleProvider:
         """Return the token's claims if every check passes; raise Refused otherwise."""
         parsed = parse(token)
         kid = check_header(parsed, GOOGLE_ALGORITHMS)
-        store = get_store(conf.CERTS_URL)
+        certs_url, client_ids, hosted_domains, leeway = conf.read(
+            "CERTS_URL", "CLIENT_IDS", "HOSTED_DOMAINS", "LEEWAY"
+        )
+        store = get_store(certs_url)
         try:
             key = store.get(kid)
         except LookupError:
@@ -49,11 +51,11 @@ class GoogleProvider:
             parsed.payload,
             provider=self.name,
             issuers=GOOGLE_ISSUERS,
-            client_ids=conf.CLIENT_IDS,
-            hosted_domains=conf.HOSTED_DOMAINS,
-            leeway=conf.LEEWAY,
+            client_ids=client_ids,
+            hosted_domains=hosted_domains,
+            leeway=leeway,
             now=self.clock(),
-            token_id=hashlib.sha256(parsed.signature).hexdigest(),
+            signature=parsed.signature,
         )
         return claims
 

@@ -55,7 +55,7 @@ def public_jwk(kid: str, key: rsa.RSAPrivateKey) -> dict[str, str]:
 def pem_certificate(key: rsa.RSAPrivateKey) -> str:
     """A self-signed certificate for ``key``, as Google's v1/certs lists them."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-issuer.invalid")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
