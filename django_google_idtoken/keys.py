@@ -59,6 +59,9 @@ FAILURE_BACKOFF = 10
 #: Keys shorter than this are ignored: Google signs with 2048-bit RSA keys.
 MIN_RSA_BITS = 2048
 USER_AGENT = "django-google-idtoken"
+# Values of the shared unknown-kid cool-down marker.
+_FETCHING = "fetching"
+_DONE = "done"
 #: How many distinct key URLs one process keeps stores for.
 MAX_STORES = 16
 
@@ -475,14 +478,17 @@ class KeyStore:
             if now - self._last_forced < cooldown:
                 return keyset
             self._last_forced = now
+            timeout = max(1, int(cooldown))
+            cache = caches[conf.KEYS_CACHE]
             try:
-                won = caches[conf.KEYS_CACHE].add(
-                    self._cooldown_key, 1, timeout=max(1, int(cooldown))
-                )
+                won = cache.add(self._cooldown_key, _FETCHING, timeout=timeout)
             except Exception:  # noqa: BLE001 - the local cool-down still applies
                 won = True
             if not won:
-                return keyset
+                # Another worker is refetching right now, most likely for the
+                # same rotated key: wait for its document rather than refuse
+                # genuine tokens meanwhile.
+                return self._await_shared_refetch(keyset)
             self.stats.extra["unknown_kid_refetches"] = (
                 self.stats.extra.get("unknown_kid_refetches", 0) + 1
             )
@@ -490,6 +496,23 @@ class KeyStore:
                 return self._refresh_locked(force=True)
             except KeysUnavailable:
                 return keyset
+            finally:
+                with contextlib.suppress(Exception):
+                    cache.set(self._cooldown_key, _DONE, timeout=timeout)
+
+    def _await_shared_refetch(self, keyset: KeySet) -> KeySet:
+        deadline = time.monotonic() + self._wait()
+        while True:
+            shared = self._from_shared_cache(self.clock(), newer_than=keyset.fetched_at)
+            if shared is not None:
+                return shared
+            try:
+                marker = caches[conf.KEYS_CACHE].get(self._cooldown_key)
+            except Exception:  # noqa: BLE001
+                marker = None
+            if marker != _FETCHING or time.monotonic() >= deadline:
+                return keyset
+            time.sleep(0.05)
 
 
 _stores: OrderedDict[str, KeyStore] = OrderedDict()

@@ -11,6 +11,8 @@ SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True
 ROOT_URLCONF = "tests.urls"
+# pytest-django's live_server serves static files and needs this set.
+STATIC_URL = "/static/"
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
