@@ -27,7 +27,14 @@ def _signature_forms(token: str) -> list[str]:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         return []
-    return [raw.hex(), base64.b64encode(raw).decode("ascii"), repr(raw)]
+    forms = [raw.hex(), base64.b64encode(raw).decode("ascii")]
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Real signatures are never UTF-8; bytes that are (a mutated token
+        # whose last segment is JSON) would only match the claims' own text.
+        forms.append(repr(raw))
+    return forms
 
 
 def find_leaks(texts: Iterable[str], tokens: Iterable[str]) -> list[str]:

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 SIGNIN = "/auth/google/signin/"
 ME = "/auth/google/me/"
-LONG_AGO = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+LONG_AGO = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
 
 
 def sign_in(client: Any, token: str) -> Any:

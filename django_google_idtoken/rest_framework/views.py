@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate, login
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from rest_framework import exceptions, status
@@ -64,7 +65,19 @@ def extract_token(request: Request) -> str:
     """The token from the body; 400 missing_token if absent, empty or not a string."""
     try:
         data = request.data
-    except exceptions.ParseError:
+    except (
+        exceptions.ParseError,
+        # Hostile bodies reach past DRF's own parse errors: deeply nested JSON
+        # (RecursionError), charsets that cannot decode field names (idna:
+        # UnicodeError; rot13: LookupError), and Django's upload limits. All
+        # are "no usable token", never a 500 or an HTML error page.
+        RecursionError,
+        UnicodeError,
+        LookupError,
+        RequestDataTooBig,
+        TooManyFieldsSent,
+        TooManyFilesSent,
+    ):
         raise Refused("missing_token", "The request body could not be parsed.") from None
     if not hasattr(data, "get"):
         raise Refused("missing_token")
