@@ -44,12 +44,13 @@ class SignInResult:
 def sign_in(claims: Claims, request: HttpRequest | None = None) -> SignInResult:
     """Find the user linked to ``claims`` (updating the profile snapshot), or
     link or create one per the settings. Raises :class:`Refused`."""
-    account = (
-        LinkedAccount.objects.select_related("user")
-        .filter(provider=claims.provider, sub=claims.sub)
-        .first()
-    )
-    if account is None:
+    # get(), not first(): no ORDER BY (and no sort step) for the one row the
+    # unique (provider, sub) index finds.
+    try:
+        account = LinkedAccount.objects.select_related("user").get(
+            provider=claims.provider, sub=claims.sub
+        )
+    except LinkedAccount.DoesNotExist:
         return _first_sign_in(claims, request)
     _check_active(account.user)
     _update_snapshot(account, claims)
