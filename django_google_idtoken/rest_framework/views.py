@@ -3,6 +3,7 @@ back; every decision is made by the verifier and the account policy."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth import authenticate, login
@@ -21,6 +22,8 @@ from ..backends import GoogleIdTokenBackend, get_refusal, get_result
 from ..errors import Refused
 from ..origin import origin_allowed
 from .serializers import LinkedAccountSerializer, UserSerializer
+
+logger = logging.getLogger("django_google_idtoken")
 
 BACKEND_PATH = f"{GoogleIdTokenBackend.__module__}.{GoogleIdTokenBackend.__qualname__}"
 
@@ -65,19 +68,17 @@ def extract_token(request: Request) -> str:
     """The token from the body; 400 missing_token if absent, empty or not a string."""
     try:
         data = request.data
-    except (
-        exceptions.ParseError,
-        # Hostile bodies reach past DRF's own parse errors: deeply nested JSON
-        # (RecursionError), charsets that cannot decode field names (idna:
-        # UnicodeError; rot13: LookupError), and Django's upload limits. All
-        # are "no usable token", never a 500 or an HTML error page.
-        RecursionError,
-        UnicodeError,
-        LookupError,
-        RequestDataTooBig,
-        TooManyFieldsSent,
-        TooManyFilesSent,
-    ):
+    except (exceptions.ParseError, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent):
+        raise Refused("missing_token", "The request body could not be parsed.") from None
+    except exceptions.APIException:
+        raise  # 415 for a content type no parser takes, answered as such
+    except Exception as err:  # noqa: BLE001
+        # Hostile bodies reach past DRF's own parse errors: deeply nested
+        # JSON (RecursionError), and charsets naming codecs that cannot decode
+        # text at all (idna: UnicodeError; rot13: LookupError; zlib: TypeError
+        # or zlib.error). Parsing the body is pure input handling, so every
+        # failure there is "no usable token", never a 500.
+        logger.info("unparsable sign-in body (%s)", type(err).__name__)
         raise Refused("missing_token", "The request body could not be parsed.") from None
     if not hasattr(data, "get"):
         raise Refused("missing_token")
@@ -106,7 +107,7 @@ class SignInView(CodedErrorsMixin, APIView):
     permission_classes = [AllowAny]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
-    @method_decorator(sensitive_variables("token"))
+    @sensitive_variables("token")
     def post(self, request: Request) -> Response:
         http_request = request._request
         if not origin_allowed(http_request):
