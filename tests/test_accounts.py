@@ -21,32 +21,12 @@ from django_google_idtoken import accounts, providers
 from django_google_idtoken.models import LinkedAccount
 from django_google_idtoken.signals import account_created, account_linked
 
+from .helpers import SIGNIN, assert_refused, db_state, sign_in
+
 pytestmark = pytest.mark.django_db
 
-SIGNIN = "/auth/google/signin/"
 ME = "/auth/google/me/"
 LONG_AGO = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
-
-
-def sign_in(client: Any, token: str) -> Any:
-    return client.post(SIGNIN, {"id_token": token}, content_type="application/json")
-
-
-def db_state() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every user and linked account row, to prove a refusal wrote nothing."""
-    return (
-        list(get_user_model().objects.order_by("pk").values()),
-        list(LinkedAccount.objects.order_by("pk").values()),
-    )
-
-
-def assert_refused(response: Any, status: int, code: str) -> None:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"code", "detail"}
-    assert body["code"] == code
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
 
 
 def set_policy(settings: Any, **values: Any) -> None:

@@ -8,14 +8,10 @@ themselves run only there."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +22,10 @@ from django.db import connection
 
 from django_google_idtoken.models import LinkedAccount
 
+from .helpers import assert_refused, db_state, run_pytest_under_email_user, sign_in
+
 EMAIL_USER_MODEL = "emailuser.EmailUser"
 UNDER_EMAIL_USER = django_settings.AUTH_USER_MODEL == EMAIL_USER_MODEL
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SIGNIN = "/auth/google/signin/"
 ME = "/auth/google/me/"
 
@@ -62,27 +59,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 @pytest.mark.skipif(UNDER_EMAIL_USER, reason="this is the subprocess")
 def test_cases_pass_under_the_email_user_model():
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/test_custom_user.py",
-            "-q",
-            "--ds=tests.settings_emailuser",
-            "-p",
-            "no:cacheprovider",
-        ],
-        cwd=REPO_ROOT,
-        # The environment passes through, so IDTOKEN_TEST_DB and
-        # IDTOKEN_TEST_CACHE select the same services as this run.
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output
+    output = run_pytest_under_email_user("tests/test_custom_user.py")
     passed = re.search(r"(\d+) passed", output)
     assert passed is not None, output
     assert int(passed.group(1)) >= len(CASES), output
@@ -90,26 +67,6 @@ def test_cases_pass_under_the_email_user_model():
 
 
 # -- helpers --------------------------------------------------------------------
-
-
-def sign_in(client: Any, token: str) -> Any:
-    return client.post(SIGNIN, {"id_token": token}, content_type="application/json")
-
-
-def db_state() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    return (
-        list(get_user_model().objects.order_by("pk").values()),
-        list(LinkedAccount.objects.order_by("pk").values()),
-    )
-
-
-def assert_refused(response: Any, status: int, code: str) -> None:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"code", "detail"}
-    assert body["code"] == code
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
 
 
 @contextmanager

@@ -32,14 +32,10 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,6 +50,8 @@ from pytest_django.live_server_helper import LiveServer
 from django_google_idtoken.models import LinkedAccount
 from django_google_idtoken.signals import account_created, account_linked
 
+from .helpers import run_pytest_under_email_user
+
 pytestmark = [
     pytest.mark.skipif(
         connection.vendor == "sqlite",
@@ -65,7 +63,6 @@ pytestmark = [
 ]
 
 SIGNIN = "/auth/google/signin/"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 EMAIL_USER_MODEL = "emailuser.EmailUser"
 UNDER_EMAIL_USER = django_settings.AUTH_USER_MODEL == EMAIL_USER_MODEL
 #: Bounds on waiting, so that a server that cannot run the requests together
@@ -500,25 +497,5 @@ def test_email_unique_user_model_settles_the_two_subs_race_too():
     change inside one process, so the two-subs test runs again in a
     subprocess under tests.settings_emailuser (same database and cache
     services: the environment passes through)."""
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/test_races.py",
-            "-q",
-            "-k",
-            "never_share_a_user",
-            "--ds=tests.settings_emailuser",
-            "-p",
-            "no:cacheprovider",
-        ],
-        cwd=REPO_ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output
+    output = run_pytest_under_email_user("tests/test_races.py", "-k", "never_share_a_user")
     assert "1 passed" in output, output
