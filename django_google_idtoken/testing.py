@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from .jws import b64url_encode
@@ -52,8 +52,9 @@ def public_jwk(kid: str, key: rsa.RSAPrivateKey) -> dict[str, str]:
     }
 
 
-def pem_certificate(key: rsa.RSAPrivateKey) -> str:
-    """A self-signed certificate for ``key``, as Google's v1/certs lists them."""
+def pem_certificate(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    """A self-signed certificate for ``key``, as Google's v1/certs lists them
+    (an EC key makes one a verifier must refuse)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-issuer.invalid")])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (

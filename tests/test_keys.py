@@ -11,7 +11,6 @@ tests count requests instead.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import gc
 import json
 import logging
@@ -24,10 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.core.cache import caches
 
 from django_google_idtoken.errors import KeysUnavailable, Refused
@@ -164,23 +160,6 @@ def ec_jwk(kid: str) -> dict[str, str]:
         "x": b64url_encode(numbers.x.to_bytes(32, "big")),
         "y": b64url_encode(numbers.y.to_bytes(32, "big")),
     }
-
-
-def ec_pem_certificate() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ec.invalid")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 @pytest.fixture(autouse=True)
@@ -688,7 +667,9 @@ def _faults() -> dict[str, Callable[[FakeIssuer], Answer]]:
         "pem-ec-only": lambda i: (
             200,
             JSON,
-            json.dumps({i.active_kid: ec_pem_certificate()}).encode(),
+            json.dumps(
+                {i.active_kid: pem_certificate(ec.generate_private_key(ec.SECP256R1()))}
+            ).encode(),
         ),
         "pem-1024-only": lambda i: (
             200,
