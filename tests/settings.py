@@ -2,7 +2,8 @@
 
 SQLite and local-memory cache by default, so a newcomer needs nothing.
 IDTOKEN_TEST_DB=postgres and IDTOKEN_TEST_CACHE=redis switch to the services
-on 127.0.0.1 (what .ci/run does on its second pass).
+on 127.0.0.1 (what .ci/run does on its second pass). IDTOKEN_TEST_DB_NAME and
+IDTOKEN_TEST_REDIS_DB let two checkouts run that pass side by side.
 """
 
 import os
@@ -60,7 +61,7 @@ if os.environ.get("IDTOKEN_TEST_DB") == "postgres":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": "django_google_idtoken",
+            "NAME": os.environ.get("IDTOKEN_TEST_DB_NAME", "django_google_idtoken"),
             "USER": os.environ.get("PGUSER", "postgres"),
             "HOST": "127.0.0.1",
             "PORT": "5432",
@@ -74,7 +75,7 @@ if os.environ.get("IDTOKEN_TEST_CACHE") == "redis":
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             # A database of its own: the tests clear the cache between tests.
-            "LOCATION": "redis://127.0.0.1:6379/15",
+            "LOCATION": f"redis://127.0.0.1:6379/{os.environ.get('IDTOKEN_TEST_REDIS_DB', '15')}",
             "KEY_PREFIX": "idtoken-tests",
         }
     }
