@@ -1,8 +1,10 @@
 """The account policy: the only place that creates, links or updates users and
 linked accounts.
 
-Users are found by (provider, sub), never by email. Every write happens in one
-transaction, and the unique constraint on (provider, sub) settles races.
+Users are found by (provider, sub), never by email; an email links to an
+existing user only where the provider is an authority on it. Every write
+happens in one transaction, and the unique constraint on (provider, sub)
+settles races.
 """
 
 from __future__ import annotations
@@ -22,11 +24,8 @@ from .claims import Claims
 from .conf import conf
 from .errors import Refused
 from .models import LinkedAccount
+from .providers import get_provider
 from .signals import account_created, account_linked
-
-#: Addresses for which Google itself is the mail provider, and so the authority
-#: on who owns them (besides Workspace domains, shown by the hd claim).
-GOOGLE_MAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 _SNAPSHOT_FIELDS = ("email", "email_verified", "hosted_domain", "name", "picture")
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
@@ -55,19 +54,6 @@ def sign_in(claims: Claims, request: HttpRequest | None = None) -> SignInResult:
     _check_active(account.user)
     _update_snapshot(account, claims)
     return SignInResult(user=account.user, account=account, created=False)
-
-
-def google_is_authoritative(claims: Claims) -> bool:
-    """True if Google vouches for who owns ``claims.email``: Gmail addresses,
-    and Workspace addresses whose domain is the token's hd claim. For any other
-    address, "email_verified" only says the address was verified once, not
-    that this Google account still owns it."""
-    if not claims.email_verified or "@" not in claims.email:
-        return False
-    domain = claims.email.rsplit("@", 1)[1].lower()
-    return domain in GOOGLE_MAIL_DOMAINS or (
-        bool(claims.hosted_domain) and domain == claims.hosted_domain
-    )
 
 
 def _check_active(user: AbstractBaseUser) -> None:
@@ -110,11 +96,15 @@ def _first_sign_in(claims: Claims, request: HttpRequest | None) -> SignInResult:
         # (with this email) after our lookup: that user is this account's.
         return _winner(claims)
     if existing:
-        # Someone may own a Google account whose email equals a local user's
-        # address without owning the local account (an unverified address, or
-        # a non-Google domain Google merely saw verified once). Taking the
-        # account over by email needs LINK_BY_EMAIL and Google's authority.
-        if not (conf.LINK_BY_EMAIL and google_is_authoritative(claims)) or len(existing) > 1:
+        # Someone may own a provider account whose email equals a local
+        # user's address without owning the local account (an unverified
+        # address, or a non-Google domain Google merely saw verified once).
+        # Taking the account over by email needs LINK_BY_EMAIL and the
+        # provider's authority over the address: Google's for Gmail and
+        # Workspace, an OIDC issuer's only with TRUST_EMAIL, now.gg's never
+        # (it documents no email_verified at all).
+        authoritative = get_provider(claims.provider).email_is_authoritative(claims)
+        if not (conf.LINK_BY_EMAIL and authoritative) or len(existing) > 1:
             raise Refused("email_in_use")
         return _link(existing[0], claims, request)
     if not conf.CREATE_USERS:

@@ -37,7 +37,9 @@ def get_result(request: HttpRequest | None) -> SignInResult | None:
 
 
 class GoogleIdTokenBackend(BaseBackend):
-    """Authenticates ``authenticate(request, id_token=...)`` with a Google ID token."""
+    """Authenticates ``authenticate(request, id_token=...)`` with a Google ID
+    token, or with another configured provider's:
+    ``authenticate(request, id_token=..., provider="nowgg")``."""
 
     # Directly, not through method_decorator: its wrapper frame would hold
     # the token in plain sight of error reports.
@@ -46,6 +48,7 @@ class GoogleIdTokenBackend(BaseBackend):
         self,
         request: HttpRequest | None,
         id_token: str | None = None,
+        provider: str | None = None,
         **kwargs: Any,
     ) -> Any:
         if id_token is None:
@@ -54,7 +57,7 @@ class GoogleIdTokenBackend(BaseBackend):
             setattr(request, _REFUSAL_ATTR, None)
             setattr(request, _RESULT_ATTR, None)
         try:
-            claims = get_provider(None).verify(id_token)
+            claims = get_provider(provider).verify(id_token)
             mark_used(claims)
             result = sign_in(claims, request)
         except Refused as refusal:

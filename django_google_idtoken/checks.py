@@ -1,9 +1,11 @@
 """System checks for misconfiguration, with stable ids.
 
-E001 no CLIENT_IDS; E002 the backend is not in AUTHENTICATION_BACKENDS;
-E003 CERTS_URL is not https and not loopback; E004 a setting has the wrong
-type; E005 KEYS_CACHE names no configured cache; W001 an unknown key in
-GOOGLE_IDTOKEN (most likely a typo).
+E001 no CLIENT_IDS (and no other provider); E002 the backend is not in
+AUTHENTICATION_BACKENDS; E003 CERTS_URL is not https and not loopback; E004 a
+setting has the wrong type; E005 KEYS_CACHE names no configured cache; E006
+an entry of PROVIDERS is malformed (bad name, unknown TYPE or key, wrong
+type); E007 a provider has no CLIENT_IDS; E008 a provider's URL is not https
+and not loopback; W001 an unknown key in GOOGLE_IDTOKEN (most likely a typo).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
 from .conf import DEFAULTS, SETTING_NAME, raw_settings, type_error
-from .keys import url_allowed
+from .providers import provider_problems
+from .transport import url_allowed
 
 BACKEND = "django_google_idtoken.backends.GoogleIdTokenBackend"
 
@@ -47,7 +50,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             if problem:
                 bad_types.add(name)
                 errors.append(Error(problem, id="django_google_idtoken.E004"))
-    if "CLIENT_IDS" not in bad_types and not raw.get("CLIENT_IDS"):
+    providers = raw.get("PROVIDERS", {}) if "PROVIDERS" not in bad_types else {}
+    for name, config in providers.items():
+        errors.extend(
+            Error(found.message, id=f"django_google_idtoken.{found.check_id}")
+            for found in provider_problems(name, config)
+        )
+    # A project that signs in only with other providers needs no Google client.
+    if "CLIENT_IDS" not in bad_types and not raw.get("CLIENT_IDS") and not providers:
         errors.append(
             Error(
                 f"{SETTING_NAME}['CLIENT_IDS'] is empty: no token can be accepted.",

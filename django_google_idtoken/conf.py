@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "KEYS_MAX_STALE": 6 * 3600,
     "KEYS_REFETCH_COOLDOWN": 60,
     "REPLAY_PROTECTION": False,
+    "PROVIDERS": {},
 }
 
 # The type each key must have; (int, float) means "a number". bool is refused
@@ -48,6 +49,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "KEYS_MAX_STALE": (int, float),
     "KEYS_REFETCH_COOLDOWN": (int, float),
     "REPLAY_PROTECTION": (bool,),
+    "PROVIDERS": (dict,),
 }
 
 
@@ -88,6 +90,10 @@ def _normalize(name: str, value: Any) -> Any:
     if name == "HOSTED_DOMAINS":
         # Domain names compare case-insensitively.
         return tuple(domain.lower() for domain in value)
+    if isinstance(value, dict):
+        # A copy: a new object whenever the settings change, which is what
+        # providers.get_provider keys its registry on.
+        return copy.deepcopy(value)
     if isinstance(value, list):
         return tuple(value)
     if TYPES[name] == (int, float):
@@ -181,6 +187,10 @@ class Settings:
     @property
     def REPLAY_PROTECTION(self) -> bool:
         return bool(self._get("REPLAY_PROTECTION"))
+
+    @property
+    def PROVIDERS(self) -> dict[str, Any]:
+        return self._get("PROVIDERS")  # type: ignore[no-any-return]
 
 
 conf = Settings()

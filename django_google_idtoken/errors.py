@@ -24,19 +24,28 @@ REFUSALS: dict[str, tuple[int, str]] = {
     "invalid_claims": (401, "The ID token's claims are missing or of the wrong type."),
     "token_replayed": (401, "This ID token was already used to sign in; get a new one."),
     "hosted_domain_not_allowed": (403, "This Google account's domain is not allowed to sign in."),
+    "unknown_provider": (404, "No identity provider of that name is configured here."),
     "user_inactive": (403, "This user account is disabled."),
-    "signup_disabled": (403, "No account is linked to this Google account and sign-up is closed."),
+    "signup_disabled": (403, "No user is linked to this account and sign-up is closed."),
     "csrf_failed": (
         403,
         "This sign-in came from a page of another site (Origin not trusted).",
     ),
     "email_in_use": (
         403,
-        "An account with this email address already exists; sign in to it and link Google there.",
+        "An account with this email address already exists; sign in to it and link this one there.",
     ),
     "keys_unavailable": (
         503,
         "The issuer's signing keys cannot be fetched right now; try again shortly.",
+    ),
+    "provider_unavailable": (
+        503,
+        "The identity provider cannot verify tokens right now; try again shortly.",
+    ),
+    "provider_error": (
+        502,
+        "The identity provider's answer could not be understood, so the token was not accepted.",
     ),
 }
 

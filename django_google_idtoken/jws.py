@@ -32,9 +32,15 @@ _FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
 
 
 class Verifier(Protocol):
-    """What a parsed public key must offer (google.auth.crypt.Verifier does)."""
+    """What a parsed public key must offer (:class:`.keys.RSAKey` does)."""
 
-    def verify(self, message: bytes, signature: bytes) -> bool: ...
+    #: The JWS algorithms the key was published for.
+    algorithms: frozenset[str]
+
+    def verify(self, message: bytes, signature: bytes, alg: str = ...) -> bool:
+        """True only if ``signature`` verifies under ``alg``, and ``alg`` is
+        an algorithm this key was published for."""
+        ...
 
 
 @dataclass(slots=True)
@@ -178,8 +184,10 @@ def check_header(parsed: ParsedToken, allowed_algorithms: Collection[str]) -> st
 
 
 def verify_signature(parsed: ParsedToken, key: Verifier) -> None:
-    """Check the signature over ``header.payload`` with an already-chosen key."""
-    if not key.verify(parsed.signing_input, parsed.signature):
+    """Check the signature over ``header.payload`` with an already-chosen key,
+    under the header's ``alg`` (which :func:`check_header` has already held
+    against the provider's allow-list)."""
+    if not key.verify(parsed.signing_input, parsed.signature, parsed.header["alg"]):
         raise Refused("invalid_signature", kid=parsed.kid)
 
 

@@ -18,27 +18,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
-import ipaddress
 import json
 import logging
 import re
-import socket
-import ssl
 import threading
 import time
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.cache import caches
-from google.auth.crypt import RSAVerifier
 
+from . import transport
 from .conf import conf
 from .errors import KeysUnavailable
 from .jws import Verifier, b64url_decode
@@ -58,7 +54,17 @@ DEFAULT_TTL = 300
 FAILURE_BACKOFF = 10
 #: Keys shorter than this are ignored: Google signs with 2048-bit RSA keys.
 MIN_RSA_BITS = 2048
-USER_AGENT = "django-google-idtoken"
+#: The JWS algorithms (RFC 7518 section 3.3) an RSA key can verify here.
+RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "RS256": hashes.SHA256(),
+    "RS384": hashes.SHA384(),
+    "RS512": hashes.SHA512(),
+}
+_PKCS1V15 = padding.PKCS1v15()
+# Kept importable from here (they were defined in this module first).
+is_loopback_url = transport.is_loopback_url
+url_allowed = transport.url_allowed
 # Values of the shared unknown-kid cool-down marker.
 _FETCHING = "fetching"
 _DONE = "done"
@@ -96,25 +102,6 @@ class FetchStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def is_loopback_url(url: str) -> bool:
-    """True if the URL's host is a loopback name or address."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def url_allowed(url: str) -> bool:
-    """Keys must come over https, except from loopback (tests, development):
-    a key fetched over plain http from elsewhere could be swapped in transit,
-    and whoever swaps it can sign in as anyone."""
-    scheme = urlsplit(url).scheme
-    return scheme == "https" or (scheme == "http" and is_loopback_url(url))
-
-
 def ttl_from_headers(cache_control: str | None, age: str | None) -> int:
     """Seconds the document stays fresh, per Cache-Control max-age minus Age."""
     if not cache_control or _NO_CACHE.search(cache_control):
@@ -128,109 +115,52 @@ def ttl_from_headers(cache_control: str | None, age: str | None) -> int:
     return max(MIN_TTL, min(MAX_TTL, ttl))
 
 
-def _proxy_for(url: str) -> tuple[str, int] | None:
-    """The HTTPS proxy from the environment (HTTPS_PROXY/NO_PROXY), if any.
-    Loopback URLs never go through a proxy."""
-    host = urlsplit(url).hostname or ""
-    if is_loopback_url(url) or urllib.request.proxy_bypass(host):
-        return None
-    proxy = urllib.request.getproxies().get(urlsplit(url).scheme)
-    if not proxy:
-        return None
-    parsed = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    if not parsed.hostname:
-        return None
-    return parsed.hostname, parsed.port or 80
-
-
-def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    proxy = _proxy_for(url)
-    connect_host, connect_port = proxy or (host, port)
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        # Certificates and host names are verified (the default context):
-        # the keys are only as trustworthy as the connection they came over.
-        connection = http.client.HTTPSConnection(
-            connect_host, connect_port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        connection = http.client.HTTPConnection(connect_host, connect_port, timeout=timeout)
-    if proxy:
-        connection.set_tunnel(host, port)
-    return connection
-
-
 def fetch_document(url: str, timeout: float) -> tuple[bytes, int]:
-    """GET the key document; return (body, ttl seconds).
+    """GET the key (or discovery) document; return (body, ttl seconds).
 
-    Bounded in size, and in total time rather than per socket operation: an
-    endpoint that drips its headers or body a byte at a time cannot hold a
-    worker past ``timeout``. Redirects are not followed: the configured URL
-    is the trust anchor, and a redirect could point at an http:// or
-    attacker-chosen host (Google's certificate URLs do not redirect).
+    Bounded in size and total time, no redirects (see :mod:`.transport`);
+    anything but a 200 is a failure.
     """
-    if not url_allowed(url):
-        raise FetchError("the key URL is not https")
-    deadline = time.monotonic() + timeout
-    parts = urlsplit(url)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    connection = _connection(url, timeout)
-    timed_out = threading.Event()
-    watchdog: threading.Timer | None = None
     try:
-        connection.connect()
-        sock = connection.sock
-        if sock is None:
-            raise FetchError("no connection")
+        response = transport.request("GET", url, timeout=timeout, max_bytes=MAX_DOCUMENT_BYTES)
+    except transport.TransportError as err:
+        raise FetchError(str(err)) from None
+    if response.status != 200:
+        raise FetchError(f"HTTP {response.status}")
+    return response.body, ttl_from_headers(response.header("Cache-Control"), response.header("Age"))
 
-        def hang_up() -> None:
-            timed_out.set()
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), hang_up)
-        watchdog.daemon = True
-        watchdog.start()
-        connection.request(
-            "GET", path, headers={"Accept": "application/json", "User-Agent": USER_AGENT}
-        )
-        response = connection.getresponse()
-        if response.status != 200:
-            raise FetchError(f"HTTP {response.status}")
-        length = response.getheader("Content-Length")
-        if length and length.isdigit() and int(length) > MAX_DOCUMENT_BYTES:
-            raise FetchError("key document too large")
-        # Read one byte past the cap, so a body without Content-Length that
-        # is too large is caught without holding more than the cap in memory.
-        body = response.read(MAX_DOCUMENT_BYTES + 1)
-        if len(body) > MAX_DOCUMENT_BYTES:
-            raise FetchError("key document too large")
-        if timed_out.is_set():
-            raise FetchError("timed out")
-        ttl = ttl_from_headers(response.getheader("Cache-Control"), response.getheader("Age"))
-        return body, ttl
-    except FetchError:
-        raise
-    except (http.client.HTTPException, OSError, ValueError) as err:
-        reason = "timed out" if timed_out.is_set() else type(err).__name__
-        raise FetchError(reason) from None
-    finally:
-        if watchdog is not None:
-            watchdog.cancel()
-        connection.close()
+class RSAKey:
+    """A parsed RSA public key and the JWS algorithms it may verify."""
+
+    __slots__ = ("algorithms", "public_key")
+
+    def __init__(self, public_key: rsa.RSAPublicKey, algorithms: frozenset[str]) -> None:
+        self.public_key = public_key
+        self.algorithms = algorithms
+
+    def verify(self, message: bytes, signature: bytes, alg: str = "RS256") -> bool:
+        """True if ``signature`` is a valid RSASSA-PKCS1-v1_5 signature of
+        ``message`` under ``alg`` (one this key is for)."""
+        if alg not in self.algorithms:
+            return False
+        try:
+            self.public_key.verify(signature, message, _PKCS1V15, _HASHES[alg])
+        except (InvalidSignature, ValueError):
+            return False
+        return True
 
 
 def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Verifier | None:
     if jwk.get("kty") != "RSA":
         return None
-    # A key published for encryption, or for another algorithm, must not
-    # verify RS256 signatures.
-    if jwk.get("use", "sig") != "sig" or jwk.get("alg", "RS256") != "RS256":
+    # A key published for encryption must not verify signatures, and a key
+    # published for one algorithm must not verify another's (RFC 7517 4.4).
+    # A key that names none may serve any RSA algorithm the provider allows:
+    # PKCS#1 v1.5 signs the hash's identifier too, so one hash cannot pass
+    # for another.
+    alg = jwk.get("alg")
+    if jwk.get("use", "sig") != "sig" or (alg is not None and alg not in RSA_ALGORITHMS):
         return None
     # RFC 7517 section 4.3: a key whose key_ops leave out "verify" is not for
     # verifying signatures.
@@ -245,7 +175,7 @@ def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Verifier | None:
     if n.bit_length() < MIN_RSA_BITS:
         return None
     public_key = rsa.RSAPublicNumbers(e, n).public_key()
-    return RSAVerifier(public_key)  # type: ignore[no-untyped-call]
+    return RSAKey(public_key, frozenset({alg}) if alg is not None else RSA_ALGORITHMS)
 
 
 def _rsa_from_pem_certificate(pem: str) -> Verifier | None:
@@ -253,7 +183,7 @@ def _rsa_from_pem_certificate(pem: str) -> Verifier | None:
     public_key = certificate.public_key()
     if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < MIN_RSA_BITS:
         return None
-    return RSAVerifier(public_key)  # type: ignore[no-untyped-call]
+    return RSAKey(public_key, RSA_ALGORITHMS)
 
 
 def parse_document(body: bytes) -> dict[str, Verifier]:

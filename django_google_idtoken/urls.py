@@ -8,5 +8,7 @@ app_name = "google_idtoken"
 
 urlpatterns = [
     path("signin/", SignInView.as_view(), name="signin"),
+    # Another configured provider's tokens: signin/nowgg/, signin/apple/...
+    path("signin/<str:provider>/", SignInView.as_view(), name="signin-provider"),
     path("me/", MeView.as_view(), name="me"),
 ]

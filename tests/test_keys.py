@@ -660,7 +660,6 @@ def _faults() -> dict[str, Callable[[FakeIssuer], Answer]]:
         "ec-key-only": lambda i: (200, JSON, jwks([ec_jwk(i.active_kid)])),
         "rsa-1024-only": lambda i: (200, JSON, jwks([public_jwk(i.active_kid, _SMALL_KEY)])),
         "encryption-key-only": lambda i: (200, JSON, jwks([real_jwk(i, use="enc")])),
-        "other-alg-only": lambda i: (200, JSON, jwks([real_jwk(i, alg="RS512")])),
         # RFC 7517 4.3: a key whose key_ops leave out "verify" is not for verifying.
         "encrypt-key-ops-only": lambda i: (200, JSON, jwks([real_jwk(i, key_ops=["encrypt"])])),
         "malformed-rsa-only": lambda i: (200, JSON, jwks([real_jwk(i, n="!!not base64!!")])),

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from google.auth.crypt import RSAVerifier
 
 from django_google_idtoken import jws, keys
 from django_google_idtoken.claims import Claims
@@ -951,11 +950,11 @@ JWS_VECTORS = json.loads((VECTORS / "json_web_signature_test.json").read_text())
 
 
 def _rsa_verifier(group: dict[str, Any]) -> Any:
-    # Built by the key store's own JWK parsing, which yields the RSAVerifier
+    # Built by the key store's own JWK parsing, which yields the RSAKey
     # every sign-in uses.
     document = json.dumps({"keys": [group["keyJwk"]]}).encode()
     verifier = keys.parse_document(document)[group["keyJwk"]["kid"]]
-    assert isinstance(verifier, RSAVerifier)
+    assert isinstance(verifier, keys.RSAKey)
     return verifier
 
 

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from ..backends import GoogleIdTokenBackend, get_refusal, get_result
 from ..errors import Refused
 from ..origin import origin_allowed
+from ..providers import get_provider
 from .serializers import LinkedAccountSerializer, UserSerializer
 
 logger = logging.getLogger("django_google_idtoken")
@@ -95,7 +96,8 @@ def extract_token(request: Request) -> str:
 # a bearer credential. On dispatch, since DRF wraps the request for post().
 @method_decorator(sensitive_post_parameters(*TOKEN_FIELDS), name="dispatch")
 class SignInView(CodedErrorsMixin, APIView):
-    """POST an ID token; get a session and the signed-in user.
+    """POST an ID token; get a session and the signed-in user. ``signin/``
+    takes Google's tokens, ``signin/<provider>/`` a configured provider's.
 
     Tokens are accepted only in POST bodies, never in URLs (which end up in
     access logs, browser history and Referer headers): GET answers 405.
@@ -108,12 +110,15 @@ class SignInView(CodedErrorsMixin, APIView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     @sensitive_variables("token")
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request, provider: str | None = None) -> Response:
         http_request = request._request
         if not origin_allowed(http_request):
             raise Refused("csrf_failed")
+        # Before reading the body: a misspelt provider route is a 404
+        # whatever was posted to it.
+        get_provider(provider)
         token = extract_token(request)
-        user = authenticate(http_request, id_token=token)
+        user = authenticate(http_request, id_token=token, provider=provider)
         if user is None:
             refusal = get_refusal(http_request)
             if refusal is None:

@@ -1,0 +1,190 @@
+"""Login with now.gg: tokens checked by now.gg's Verify Token API.
+
+now.gg publishes no keys. Its guide: the client sends the ID token (never a
+plain user id such as ``userData.getUserId()``, which anyone can type) to the
+server over HTTPS; the server POSTs ``{"token_type": "id_token", "token": ...,
+"client_id": ...}`` as JSON to the Verify Token API and gets back
+``{"success": true, "code": "VERIFICATION_SUCCESS", "decodedData": {...}}``
+or ``success: false`` with a code such as ``INVALID_TOKEN`` or
+``EXPIRED_TOKEN``.
+
+Its own sample treats any answer that did not raise as verified. Here every
+answer is held to the letter, and anything else fails closed: the HTTP
+status, the JSON, ``success`` being exactly ``true``, the code, and then the
+decoded claims themselves (iss, aud, exp, sub) as if we had verified a
+signature ourselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from django.views.decorators.debug import sensitive_variables
+
+from .claims import Claims, check_claims
+from .conf import conf
+from .errors import Refused
+from .jws import parse
+from .providers import Provider
+from .transport import TransportError, request
+
+logger = logging.getLogger("django_google_idtoken")
+
+NOWGG_ISSUER = "https://now.gg"
+#: now.gg's refusal codes and ours. Any other refusal is "malformed_token":
+#: the token did not verify, whatever the reason.
+REFUSAL_CODES = {
+    "INVALID_TOKEN": "malformed_token",
+    "EXPIRED_TOKEN": "token_expired",
+}
+#: Verify Token answers larger than this are refused (a real one is under 2 KB).
+MAX_ANSWER_BYTES = 64 * 1024
+#: How many verified tokens are remembered at most (per process).
+CACHE_SIZE = 1024
+#: Seconds clients are asked to wait when now.gg cannot be reached.
+RETRY_AFTER = 5
+
+
+class NowggProvider(Provider):
+    """Verifies now.gg ID tokens by a POST to its Verify Token API."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        client_ids: tuple[str, ...],
+        verify_url: str,
+        cache_seconds: float = 60,
+    ) -> None:
+        self.name = name
+        self.client_ids = client_ids
+        self.verify_url = verify_url
+        self.cache_seconds = cache_seconds
+        #: Counters for tests and monitoring.
+        self.calls = 0
+        # sha256(client id, token) -> (claims, usable until). Bounded, so a
+        # flood of distinct tokens only evicts the oldest entries.
+        self._verified: OrderedDict[bytes, tuple[Claims, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # Every local below (the token, its parsed parts, the request body)
+    # stays out of Django's error reports, in this frame and every frame it calls.
+    @sensitive_variables()
+    def verify(self, token: object) -> Claims:
+        # An ID token is a signed JWT (OIDC Core 2). Checking its shape here
+        # costs no network call for garbage, and gives replay protection the
+        # decoded signature bytes: one value per token, however it is spelled.
+        parsed = parse(token)
+        assert isinstance(token, str)
+        client_id = self._client_id_for(parsed.payload)
+        digest = hashlib.sha256(f"{client_id}\0{token}".encode()).digest()
+        now = self.clock()
+        cached = self._cached(digest, now)
+        if cached is not None:
+            return cached
+        decoded = self._ask(token, client_id)
+        claims = check_claims(
+            decoded,
+            provider=self.name,
+            issuers=(NOWGG_ISSUER,),
+            client_ids=self.client_ids,
+            hosted_domains=(),
+            leeway=conf.LEEWAY,
+            now=now,
+            signature=parsed.signature,
+        )
+        # now.gg documents no email_verified and no hosted domain: its
+        # addresses are never taken as proof of anything (see accounts.py).
+        claims.email_verified = False
+        claims.hosted_domain = ""
+        self._remember(digest, claims, now)
+        return claims
+
+    def _client_id_for(self, payload: dict[str, Any]) -> str:
+        """The client id to send. With several, the one the (unverified)
+        token names: now.gg checks it against the token, and we check the
+        verified aud against ours again afterwards, so a lie gains nothing."""
+        aud = payload.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        for candidate in audiences:
+            if candidate in self.client_ids:
+                return str(candidate)
+        return self.client_ids[0]
+
+    def _cached(self, digest: bytes, now: float) -> Claims | None:
+        entry = self._verified.get(digest)
+        if entry is None:
+            return None
+        claims, until = entry
+        if now >= until:
+            with self._lock:
+                self._verified.pop(digest, None)
+            return None
+        return claims
+
+    def _remember(self, digest: bytes, claims: Claims, now: float) -> None:
+        # A client that retries (a lost response, a double tap) does not
+        # double the calls; never past the token's own expiry.
+        until = min(now + self.cache_seconds, claims.expires_at)
+        if until <= now:
+            return
+        with self._lock:
+            self._verified[digest] = (claims, until)
+            self._verified.move_to_end(digest)
+            while len(self._verified) > CACHE_SIZE:
+                self._verified.popitem(last=False)
+
+    def _ask(self, token: str, client_id: str) -> dict[str, Any]:
+        """POST the token to the Verify Token API; return decodedData if,
+        and only if, the answer is a success by every letter of the contract."""
+        body = json.dumps({"token_type": "id_token", "token": token, "client_id": client_id})
+        self.calls += 1
+        try:
+            response = request(
+                "POST",
+                self.verify_url,
+                timeout=conf.HTTP_TIMEOUT,
+                max_bytes=MAX_ANSWER_BYTES,
+                body=body.encode("utf-8"),
+                headers={"Content-Type": "application/json"},
+            )
+        except TransportError as err:
+            # The message says why (refused, timed out...), never the body.
+            logger.warning("now.gg Verify Token API unreachable: %s", err)
+            raise Refused("provider_unavailable", retry_after=RETRY_AFTER) from None
+        if response.status >= 500 or response.status == 429:
+            logger.warning("now.gg Verify Token API answered HTTP %s", response.status)
+            raise Refused("provider_unavailable", retry_after=RETRY_AFTER)
+        try:
+            answer = json.loads(response.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            answer = None
+        if not isinstance(answer, dict):
+            logger.warning("now.gg answered HTTP %s with no JSON object", response.status)
+            raise Refused("provider_error")
+        success = answer.get("success")
+        code = answer.get("code")
+        if success is False:
+            # A refusal: map its code (logged only if it is one of theirs).
+            ours = REFUSAL_CODES.get(code, "malformed_token") if isinstance(code, str) else None
+            raise Refused(
+                ours or "malformed_token",
+                provider_code=code if code in REFUSAL_CODES else None,
+            )
+        decoded = answer.get("decodedData")
+        # Only a 200 with success exactly true (not "true", not 1), the
+        # documented code and an object of claims is a verified token.
+        if (
+            response.status != 200
+            or success is not True
+            or code != "VERIFICATION_SUCCESS"
+            or not isinstance(decoded, dict)
+        ):
+            logger.warning("now.gg answered HTTP %s without a well-formed success", response.status)
+            raise Refused("provider_error")
+        return decoded
