@@ -2,10 +2,12 @@
 
 E001 no CLIENT_IDS (and no other provider); E002 the backend is not in
 AUTHENTICATION_BACKENDS; E003 CERTS_URL is not https and not loopback; E004 a
-setting has the wrong type; E005 KEYS_CACHE names no configured cache; E006
-an entry of PROVIDERS is malformed (bad name, unknown TYPE or key, wrong
-type); E007 a provider has no CLIENT_IDS; E008 a provider's URL is not https
-and not loopback; W001 an unknown key in GOOGLE_IDTOKEN (most likely a typo).
+setting has the wrong type (or value); E005 KEYS_CACHE names no configured
+cache; E006 an entry of PROVIDERS is malformed (bad name, unknown TYPE or
+key, wrong type); E007 a provider has no CLIENT_IDS; E008 a provider's URL is
+not https and not loopback; E009 WEB_CLIENT_ID is not one of CLIENT_IDS; E010
+LOGIN_URI is not an absolute https URL (or http on a loopback host); W001 an
+unknown key in GOOGLE_IDTOKEN (most likely a typo).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from django.core.checks import Error, Tags, Warning, register
 from .conf import DEFAULTS, SETTING_NAME, raw_settings, type_error
 from .providers import provider_problems
 from .transport import url_allowed
+from .web import login_uri_allowed
 
 BACKEND = "django_google_idtoken.backends.GoogleIdTokenBackend"
 
@@ -88,6 +91,39 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             Error(
                 f"{SETTING_NAME}['KEYS_CACHE'] is {alias!r}, which is not in CACHES.",
                 id="django_google_idtoken.E005",
+            )
+        )
+    errors.extend(check_web_sign_in(raw, bad_types))
+    return errors
+
+
+def check_web_sign_in(raw: dict[str, Any], bad_types: set[str]) -> list[Any]:
+    """E009 and E010: the settings of the google_sign_in template tag."""
+    errors: list[Any] = []
+    web_client_id = raw.get("WEB_CLIENT_ID", "")
+    client_ids = raw.get("CLIENT_IDS", [])
+    if (
+        {"WEB_CLIENT_ID", "CLIENT_IDS"}.isdisjoint(bad_types)
+        and web_client_id
+        and web_client_id not in client_ids
+    ):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['WEB_CLIENT_ID'] is not one of CLIENT_IDS.",
+                hint="Tokens from the button carry it as aud: add it to CLIENT_IDS, or "
+                "they are all refused with wrong_audience.",
+                id="django_google_idtoken.E009",
+            )
+        )
+    login_uri = raw.get("LOGIN_URI", "")
+    if "LOGIN_URI" not in bad_types and login_uri and not login_uri_allowed(login_uri):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['LOGIN_URI'] must be an absolute https URL (or http on a "
+                "loopback host).",
+                hint="Google posts ID tokens only to https login URIs (http://localhost for "
+                "development); leave it empty to use this app's gis/ URL on the request's host.",
+                id="django_google_idtoken.E010",
             )
         )
     return errors

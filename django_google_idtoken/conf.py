@@ -33,6 +33,11 @@ DEFAULTS: dict[str, Any] = {
     "KEYS_REFETCH_COOLDOWN": 60,
     "REPLAY_PROTECTION": False,
     "PROVIDERS": {},
+    # Sign in with Google on web pages (the google_sign_in template tag).
+    "WEB_CLIENT_ID": "",
+    "UX_MODE": "popup",
+    "ONE_TAP": False,
+    "LOGIN_URI": "",
 }
 
 # The type each key must have; (int, float) means "a number". bool is refused
@@ -50,6 +55,15 @@ TYPES: dict[str, tuple[type, ...]] = {
     "KEYS_REFETCH_COOLDOWN": (int, float),
     "REPLAY_PROTECTION": (bool,),
     "PROVIDERS": (dict,),
+    "WEB_CLIENT_ID": (str,),
+    "UX_MODE": (str,),
+    "ONE_TAP": (bool,),
+    "LOGIN_URI": (str,),
+}
+
+#: Settings that take one of a few values.
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "UX_MODE": ("popup", "redirect"),
 }
 
 
@@ -63,6 +77,12 @@ def raw_settings() -> dict[str, Any]:
 
 def type_error(name: str, value: Any) -> str | None:
     """Why ``value`` is not acceptable for setting ``name``, or None if it is."""
+    if name in CHOICES:
+        # None or an exact str: an int or a str subclass equal to a choice is a mistake.
+        if (value is None or type(value) is str) and value in CHOICES[name]:
+            return None
+        choices = ", ".join(repr(choice) for choice in CHOICES[name])
+        return f"{SETTING_NAME}['{name}'] must be one of {choices}, not {value!r}."
     expected = TYPES[name]
     numeric = float in expected
     if numeric and (isinstance(value, bool) or not isinstance(value, expected)):
@@ -191,6 +211,24 @@ class Settings:
     @property
     def PROVIDERS(self) -> dict[str, Any]:
         return self._get("PROVIDERS")  # type: ignore[no-any-return]
+
+    @property
+    def WEB_CLIENT_ID(self) -> str:
+        """The button's client ID: ``WEB_CLIENT_ID``, or else the first of ``CLIENT_IDS``."""
+        web_client_id, client_ids = self.read("WEB_CLIENT_ID", "CLIENT_IDS")
+        return str(web_client_id or (client_ids[0] if client_ids else ""))
+
+    @property
+    def UX_MODE(self) -> str:
+        return str(self._get("UX_MODE"))
+
+    @property
+    def ONE_TAP(self) -> bool:
+        return bool(self._get("ONE_TAP"))
+
+    @property
+    def LOGIN_URI(self) -> str:
+        return str(self._get("LOGIN_URI"))
 
 
 conf = Settings()

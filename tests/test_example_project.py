@@ -11,37 +11,23 @@ session and the admin all run for real. No pytest-django database is used.
 from __future__ import annotations
 
 import base64
+import html
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
-from http.cookiejar import CookieJar
-from pathlib import Path
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-MANAGE = ROOT / "example_project" / "manage.py"
+from .example_server import serve_example_project
+
 DEMO_SUB = "100000000000000000001"
 DEMO_EMAIL = "demo@example.com"
-#: Bounds on waiting for the server, not expectations of its speed.
-STARTUP_LIMIT = 120
-SHUTDOWN_LIMIT = 15
 REQUEST_TIMEOUT = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Browser:
@@ -51,9 +37,34 @@ class Browser:
         self.base_url = base_url
         self.cookies = CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+        #: Where the last request ended, after redirects.
+        self.url = ""
 
     def cookie(self, name: str) -> str:
         return next(cookie.value or "" for cookie in self.cookies if cookie.name == name)
+
+    def set_cookie(self, name: str, value: str) -> None:
+        """A cookie set by the page's script (as Google's library sets g_csrf_token)."""
+        host = urllib.parse.urlsplit(self.base_url).hostname or ""
+        cookie = Cookie(
+            version=0,
+            name=name,
+            value=value,
+            port=None,
+            port_specified=False,
+            domain=host,
+            domain_specified=False,
+            domain_initial_dot=False,
+            path="/",
+            path_specified=True,
+            secure=False,
+            expires=None,
+            discard=True,
+            comment=None,
+            comment_url=None,
+            rest={},
+        )
+        self.cookies.set_cookie(cookie)
 
     def request(
         self,
@@ -69,9 +80,11 @@ class Browser:
         )
         try:
             with self.opener.open(request, timeout=REQUEST_TIMEOUT) as response:
+                self.url = response.url
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as err:
             with err:
+                self.url = err.url
                 return err.code, err.read().decode()
 
     def get(self, path: str) -> tuple[int, str]:
@@ -90,77 +103,65 @@ class Browser:
         return {"X-CSRFToken": self.cookie("csrftoken")}
 
 
+def page_attribute(page: str, name: str) -> str:
+    """An attribute {% google_sign_in %} rendered on the page (HTML-unescaped)."""
+    match = re.search(rf'{name}="([^"]*)"', page)
+    assert match, f"{name} not on the page:\n{page}"
+    return html.unescape(match.group(1))
+
+
 def token_claims(token: str) -> dict[str, Any]:
     """The payload of a compact JWS (unverified: only to see what was minted)."""
     payload = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
 
 
-def demo_sign_in(browser: Browser) -> dict[str, Any]:
-    """What the page's "Sign in as a demo user" button does; the sign-in answer."""
-    # A token from the development issuer, with the page's CSRF token...
+def mint_demo_token(browser: Browser) -> str:
+    """A token from the development issuer, with the page's CSRF token."""
     status, body = browser.post("/demo/token/", headers=browser.csrf_header())
     assert status == 200, body
-    token = json.loads(body)["id_token"]
-    # ...posted as Google's client examples do, from the page's own origin.
+    return str(json.loads(body)["id_token"])
+
+
+def demo_sign_in(browser: Browser) -> dict[str, Any]:
+    """What the popup-mode page does with the demo button; the sign-in answer."""
+    status, page = browser.get("/?mode=popup")
+    assert status == 200
+    signin_url = page_attribute(page, "data-signin-url")
+    csrf_token = page_attribute(page, "data-csrf-token")
+    token = mint_demo_token(browser)
+    # As the app's sign_in.js posts it: from the page's own origin, with the
+    # CSRF token {% google_sign_in %} put on the page.
     status, body = browser.post(
-        "/auth/google/signin/", {"idToken": token}, {"Origin": browser.base_url}
+        signin_url, {"idToken": token}, {"Origin": browser.base_url, "X-CSRFToken": csrf_token}
     )
     assert status == 200, body
     return dict(json.loads(body))
 
 
-def wait_until_serving(server: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_LIMIT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the example project exited ({server.returncode}):\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(base_url + "/", timeout=5):
-                return
-        except urllib.error.HTTPError as err:
-            err.close()
-            pytest.fail(f"the example project answered {err.code}:\n{log.read_text()}")
-        except OSError:  # connection refused while it starts (URLError is an OSError)
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the example project did not answer within {STARTUP_LIMIT}s:\n{log.read_text()}")
+def demo_redirect_sign_in(browser: Browser) -> str:
+    """What the redirect-mode page does with the demo button; the page it lands on."""
+    status, page = browser.get("/?mode=redirect")
+    assert status == 200
+    login_uri = page_attribute(page, "data-login_uri")
+    token = mint_demo_token(browser)
+    # As Google does: the same value as a cookie on the site and as a field.
+    browser.set_cookie("g_csrf_token", "0123456789abcdef")
+    status, landing = browser.request(
+        "POST",
+        login_uri.removeprefix(browser.base_url),
+        {"credential": token, "g_csrf_token": "0123456789abcdef"},
+        {"Origin": browser.base_url},
+    )
+    assert status == 200, landing
+    return landing
 
 
 @pytest.fixture(scope="module")
 def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The example project's ``demo`` command serving on a free loopback port."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    workdir = tmp_path_factory.mktemp("example_project")
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "example.settings",  # not the suite's tests.settings
-        "EXAMPLE_PORT": str(port),
-        "EXAMPLE_DB": str(workdir / "db.sqlite3"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("GOOGLE_CLIENT_ID", None)  # the development issuer, not Google
-    log = workdir / "server.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [sys.executable, str(MANAGE), "demo"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_serving(server, base_url, log)
-            yield base_url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=SHUTDOWN_LIMIT)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=SHUTDOWN_LIMIT)
+    with serve_example_project(tmp_path_factory.mktemp("example_project")) as base_url:
+        yield base_url
 
 
 def test_demo_sign_in_and_admin(example_server: str) -> None:
@@ -168,7 +169,10 @@ def test_demo_sign_in_and_admin(example_server: str) -> None:
     status, page = browser.get("/")
     assert status == 200
     assert "Nobody is signed in" in page
-    assert "Sign in as a demo user" in page
+    # Google's configuration, in popup mode, for the stand-in of Google's library.
+    assert 'data-callback="djangoGoogleIdtokenCallback"' in page
+    assert "demo/dev_gis.js" in page
+    assert "accounts.google.com/gsi/client" not in page  # offline: no Google
 
     answer = demo_sign_in(browser)
     assert answer["created"] is True
@@ -191,6 +195,16 @@ def test_demo_sign_in_and_admin(example_server: str) -> None:
     again = demo_sign_in(browser)
     assert again["created"] is False
     assert again["user"]["id"] == answer["user"]["id"]
+
+    # So does redirect mode, in a browser of its own: the login URI signs in
+    # and redirects to the page's next, /?mode=redirect.
+    redirected = Browser(example_server)
+    page = demo_redirect_sign_in(redirected)
+    assert redirected.url == f"{example_server}/?mode=redirect"
+    assert f"Signed in as <strong>{username}</strong> ({DEMO_EMAIL})" in page
+    status, body = redirected.get("/auth/google/me/")
+    assert status == 200, body
+    assert json.loads(body)["id"] == answer["user"]["id"]
 
     # The demo superuser logs in through the admin's form and sees the account.
     admin = Browser(example_server)
@@ -237,3 +251,16 @@ def test_dev_issuer_mints_only_for_the_demo_account(example_server: str) -> None
     )
     assert status == 403
     assert json.loads(body)["code"] == "csrf_failed"
+    # Nor can a page of this site without Django's CSRF token...
+    status, body = browser.post(
+        "/auth/google/signin/", {"idToken": token}, {"Origin": browser.base_url}
+    )
+    assert status == 403
+    assert json.loads(body)["code"] == "csrf_failed"
+    # ...nor a form posted to the login URI without Google's g_csrf_token cookie.
+    status, page = browser.post(
+        "/auth/google/gis/", {"credential": token, "g_csrf_token": "forged"}
+    )
+    assert status == 403
+    assert '<code id="refusal-code">csrf_failed</code>' in page
+    assert browser.get("/auth/google/me/")[0] == 401

@@ -19,8 +19,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..backends import GoogleIdTokenBackend, get_refusal, get_result
+from ..csrf import check_login_csrf
 from ..errors import Refused
-from ..origin import origin_allowed
 from ..providers import get_provider
 from .serializers import LinkedAccountSerializer, UserSerializer
 
@@ -112,8 +112,8 @@ class SignInView(CodedErrorsMixin, APIView):
     @sensitive_variables("token")
     def post(self, request: Request, provider: str | None = None) -> Response:
         http_request = request._request
-        if not origin_allowed(http_request):
-            raise Refused("csrf_failed")
+        # Login CSRF: the Origin rule for all, Django's CSRF token for browsers.
+        check_login_csrf(http_request)
         # Before reading the body: a misspelt provider route is a 404
         # whatever was posted to it.
         get_provider(provider)

@@ -115,6 +115,9 @@ else:
 # Google's sign-in popup reports back to the page that opened it.
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin-allow-popups"
 
+# Where the redirect-mode view goes when the sign-in names no (safe) next page.
+LOGIN_REDIRECT_URL = "home"
+
 # A demo: admin/admin must be accepted.
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 

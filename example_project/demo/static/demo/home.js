@@ -1,16 +1,12 @@
-// The demo page's sign-in: get an ID token (from Google's button, or from the
-// development issuer), post it to the app's sign-in endpoint, reload the page.
+// The demo page's own script: shows what GET /auth/google/me/ answers, and
+// the outcome of a popup-mode sign-in, through the events of the app's
+// sign_in.js ({% google_sign_in %} renders it with Google's button).
 (function () {
   "use strict";
 
-  const root = document.getElementById("demo");
-  const urls = root.dataset;
-  // The sign-in answer is shown again after the reload.
+  const urls = document.getElementById("demo").dataset;
+  // The sign-in answer is shown again after the page reloads.
   const LAST_ANSWER = "django-google-idtoken:last-sign-in";
-
-  function csrfToken() {
-    return document.querySelector("input[name=csrfmiddlewaretoken]").value;
-  }
 
   function show(text, isError) {
     const result = document.getElementById("result");
@@ -27,58 +23,23 @@
     }
   }
 
-  function refusal(response, body) {
-    return "Refused: HTTP " + response.status + " " + (body.code || "") + "\n" + (body.detail || "");
-  }
+  // Not cancelled: sign_in.js goes on to reload the page (or follow next).
+  document.addEventListener("google-idtoken:signed-in", function (event) {
+    sessionStorage.setItem(LAST_ANSWER, JSON.stringify(event.detail, null, 2));
+  });
 
-  // Posted as the form field "idToken", as in Google's own client examples.
-  // The endpoint needs no CSRF token: it checks the Origin header instead.
-  async function signIn(idToken) {
-    const response = await fetch(urls.signinUrl, {
-      method: "POST",
-      body: new URLSearchParams({ idToken: idToken }),
-      credentials: "same-origin",
-    });
-    const body = await readJson(response);
-    if (!response.ok) {
-      show(refusal(response, body), true);
-      return;
-    }
-    sessionStorage.setItem(LAST_ANSWER, JSON.stringify(body, null, 2));
-    window.location.reload();
-  }
-
-  // Called by Google Identity Services (data-callback on #g_id_onload).
-  window.onGoogleCredential = function (response) {
-    signIn(response.credential).catch(function (err) { show(String(err), true); });
-  };
-
-  async function demoSignIn() {
-    const response = await fetch(urls.devTokenUrl, {
-      method: "POST",
-      headers: { "X-CSRFToken": csrfToken() },
-      credentials: "same-origin",
-    });
-    const body = await readJson(response);
-    if (!response.ok || !body.id_token) {
-      show("The development issuer failed: HTTP " + response.status, true);
-      return;
-    }
-    await signIn(body.id_token);
-  }
+  // Cancelled: this page shows refusals its own way.
+  document.addEventListener("google-idtoken:refused", function (event) {
+    event.preventDefault();
+    const refusal = event.detail;
+    show("Refused: HTTP " + refusal.status + " " + refusal.code + "\n" + refusal.detail, true);
+  });
 
   async function showMe() {
     const response = await fetch(urls.meUrl, { credentials: "same-origin" });
     const body = await readJson(response);
     document.getElementById("me").textContent =
       "HTTP " + response.status + "\n" + JSON.stringify(body, null, 2);
-  }
-
-  const demoButton = document.getElementById("demo-sign-in");
-  if (demoButton) {
-    demoButton.addEventListener("click", function () {
-      demoSignIn().catch(function (err) { show(String(err), true); });
-    });
   }
 
   const lastAnswer = sessionStorage.getItem(LAST_ANSWER);
