@@ -28,11 +28,8 @@ import platform
 import socket
 import statistics
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +41,7 @@ for _path in (str(BENCH_DIR), str(REPO_ROOT)):
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
+from django_google_idtoken import testing  # noqa: E402
 from django_google_idtoken.testing import FakeIssuer  # noqa: E402
 
 CLIENT_ID = "1234-bench.apps.googleusercontent.com"
@@ -176,70 +174,14 @@ class TokenStream:
 # -- the key server ----------------------------------------------------------
 
 
-class KeyServer:
-    """Publishes an issuer's keys on 127.0.0.1: ``/certs`` is the JWKS (Google's
-    v3 format, what the package fetches), ``/v1/certs`` the map of kid to PEM
-    certificate (Google's v1 format, what google-auth fetches). Bodies are
-    rendered once; ``hits`` counts requests per path."""
+class KeyServer(testing.KeyServer):
+    """The package's loopback key server (``django_google_idtoken.testing``):
+    ``/certs`` is the JWKS (Google's v3 format, what the package fetches),
+    ``/v1/certs`` the map of kid to PEM certificate (Google's v1 format, what
+    google-auth fetches); ``hits``/``snapshot()`` count requests per path.
+    Each connection is closed after its answer, as the benchmarks always did."""
 
-    def __init__(self, issuer: FakeIssuer, max_age: int = 3600) -> None:
-        self.jwks = json.dumps(issuer.jwks()).encode()
-        self.pem_map = json.dumps(issuer.pem_certificates()).encode()
-        self.cache_control = f"public, max-age={max_age}, must-revalidate, no-transform"
-        self.hits: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_GET(self) -> None:  # noqa: N802
-                with server._lock:
-                    server.hits[self.path] += 1
-                body = {"/certs": server.jwks, "/v1/certs": server.pem_map}.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Cache-Control", server.cache_control)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 256
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
-    def url(self) -> str:
-        return self.base_url + "/certs"
-
-    @property
-    def v1_url(self) -> str:
-        return self.base_url + "/v1/certs"
-
-    def snapshot(self) -> Counter[str]:
-        with self._lock:
-            return Counter(self.hits)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    protocol_version = "HTTP/1.0"
 
 
 def free_port() -> int:

@@ -100,6 +100,18 @@ class FetchStats:
     failures: int = 0
     parses: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+    #: Why the last fetch failed ("HTTP 500", "timed out"...); "" after a success.
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class SharedDocument:
+    """The raw key document shared through ``KEYS_CACHE``, as fetched or loaded."""
+
+    url: str
+    body: bytes
+    fetched_at: float
+    expires_at: float
 
 
 def ttl_from_headers(cache_control: str | None, age: str | None) -> int:
@@ -282,6 +294,52 @@ class KeyStore:
         with self._lock:
             return self._refresh_locked(force=True)
 
+    def load(self, document: bytes, ttl: float = DEFAULT_TTL) -> KeySet:
+        """Install a key document as if it had just been fetched from this
+        store's URL: parsed now, shared with every worker through
+        ``KEYS_CACHE``, fresh for ``ttl`` seconds. Like a fetch, it starts
+        the unknown-kid refetch cool-down (``KEYS_REFETCH_COOLDOWN``).
+
+        For tests (``testing.FakeGoogle`` installs its keys this way, with no
+        network) and for seeding keys obtained some other way. ``document`` is
+        a JWKS or a map of kid to PEM certificate; ``ValueError`` if it holds
+        no usable key. Whoever supplies the document decides who can sign
+        in (none of the https-only checks of a fetch apply): load only
+        documents from a source you trust.
+        """
+        if not ttl > 0:
+            raise ValueError("ttl must be positive")
+        with self._lock:
+            try:
+                digest, parsed = self._parse(document)
+            except FetchError as err:
+                raise ValueError(str(err)) from None
+            now = self.clock()
+            keyset = self._share(document, digest, parsed, now=now, ttl=ttl)
+            self._retry_at = 0.0
+            self._last_forced = now
+            with contextlib.suppress(Exception):
+                cooldown = max(1, int(conf.KEYS_REFETCH_COOLDOWN))
+                caches[conf.KEYS_CACHE].set(self._cooldown_key, _DONE, timeout=cooldown)
+            return keyset
+
+    def shared_document(self) -> SharedDocument | None:
+        """The document shared in ``KEYS_CACHE`` for this URL, fresh or not
+        (None if there is none). Cache errors propagate (``idtoken_keys``
+        reports them)."""
+        entry = caches[conf.KEYS_CACHE].get(self._cache_key)
+        if not isinstance(entry, dict):
+            return None
+        try:
+            return SharedDocument(
+                url=self.url,
+                body=str(entry["body"]).encode("utf-8"),
+                fetched_at=float(entry["fetched_at"]),
+                expires_at=float(entry["expires_at"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
     def clear(self) -> None:
         """Forget the keys held in this process and in the shared cache."""
         with self._lock:
@@ -314,9 +372,19 @@ class KeyStore:
             digest, parsed = self._parse(body)
         except FetchError as err:
             self.stats.failures += 1
+            self.stats.last_error = str(err)
             self._retry_at = now + FAILURE_BACKOFF
             return self._fallback(now, str(err))
+        self.stats.last_error = ""
         self._retry_at = 0.0
+        keyset = self._share(body, digest, parsed, now=now, ttl=ttl)
+        logger.info("fetched %d signing keys from %s (fresh for %ds)", len(parsed), self.url, ttl)
+        return keyset
+
+    def _share(
+        self, body: bytes, digest: str, parsed: Mapping[str, Verifier], *, now: float, ttl: float
+    ) -> KeySet:
+        """Hold the keys in this process and share the document through the cache."""
         keyset = self._install(parsed, digest, fetched_at=now, expires_at=now + ttl)
         entry = {"body": body.decode("utf-8"), "fetched_at": now, "expires_at": now + ttl}
         try:
@@ -325,7 +393,6 @@ class KeyStore:
             )
         except Exception:  # noqa: BLE001 - a cache outage must not stop sign-ins
             logger.warning("could not store keys in the %r cache", conf.KEYS_CACHE, exc_info=True)
-        logger.info("fetched %d signing keys from %s (fresh for %ds)", len(parsed), self.url, ttl)
         return keyset
 
     def _from_shared_cache(

@@ -27,7 +27,16 @@ def mark_used(claims: Claims, now: float | None = None) -> None:
     # The key is the hash of the decoded signature bytes, not of the token
     # string: a re-encoded spelling of the same signature must not pass.
     # cache.add is atomic, so two racing uses cannot both win.
-    if not caches[conf.KEYS_CACHE].add(
-        f"django_google_idtoken:used:{claims.token_id}", 1, timeout=timeout
-    ):
+    if not caches[conf.KEYS_CACHE].add(_mark(claims), 1, timeout=timeout):
         raise Refused("token_replayed", iss=claims.issuer, aud=claims.audience)
+
+
+def check_unused(claims: Claims) -> None:
+    """Refuse ``token_replayed`` if this token already signed in, without
+    marking it (``idtoken_check`` must not spend the token it inspects)."""
+    if conf.REPLAY_PROTECTION and caches[conf.KEYS_CACHE].get(_mark(claims)) is not None:
+        raise Refused("token_replayed", iss=claims.issuer, aud=claims.audience)
+
+
+def _mark(claims: Claims) -> str:
+    return f"django_google_idtoken:used:{claims.token_id}"

@@ -1,15 +1,11 @@
-"""Shared fixtures: a fake Google whose keys are served over real HTTP on
-127.0.0.1, so the real fetching, caching and verification code runs."""
+"""Shared fixtures: a fake Google (the package's own testing toolkit) whose
+keys are served over real HTTP on 127.0.0.1, so the real fetching, caching and
+verification code runs."""
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,83 +16,11 @@ from django.views.decorators.debug import sensitive_variables
 from django_google_idtoken.keys import reset_stores
 from django_google_idtoken.nowgg import NowggProvider
 from django_google_idtoken.providers import GoogleProvider, OIDCProvider
-from django_google_idtoken.testing import FakeIssuer
+from django_google_idtoken.testing import FakeGoogle, FakeIssuer, KeyServer
 
 from .leakcheck import find_leaks
 
 CLIENT_ID = "1234-test.apps.googleusercontent.com"
-
-
-class KeyServer:
-    """A loopback HTTP server publishing an issuer's keys.
-
-    ``/certs`` serves the JWKS (Google's v3 format) and ``/v1/certs`` the PEM
-    map (v1 format), both built live from the issuer, so rotating or removing
-    a key is visible on the next fetch. ``respond`` replaces the answer for
-    fault tests; ``hits`` counts requests per path.
-    """
-
-    def __init__(self, issuer: FakeIssuer) -> None:
-        self.issuer = issuer
-        self.hits: Counter[str] = Counter()
-        self.cache_control = "public, max-age=3600, must-revalidate, no-transform"
-        self.delay = 0.0
-        self.respond: Callable[[str], tuple[int, dict[str, str], bytes]] | None = None
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                with server._lock:
-                    server.hits[self.path] += 1
-                if server.delay:
-                    time.sleep(server.delay)
-                status, headers, body = server.answer(self.path)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
-    def url(self) -> str:
-        return self.base_url + "/certs"
-
-    @property
-    def fetches(self) -> int:
-        return sum(self.hits.values())
-
-    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        if self.respond is not None:
-            return self.respond(path)
-        headers = {"Content-Type": "application/json", "Cache-Control": self.cache_control}
-        if path == "/certs":
-            return 200, headers, json.dumps(self.issuer.jwks()).encode()
-        if path == "/v1/certs":
-            return 200, headers, json.dumps(self.issuer.pem_certificates()).encode()
-        return 404, {}, b"not found"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="session")
@@ -114,11 +38,11 @@ def issuer(_session_issuer: FakeIssuer) -> Iterator[FakeIssuer]:
 
 @pytest.fixture
 def key_server(issuer: FakeIssuer, settings: Any) -> Iterator[KeyServer]:
-    """Serves ``issuer``'s keys on 127.0.0.1 and points CERTS_URL at them."""
-    server = KeyServer(issuer)
-    settings.GOOGLE_IDTOKEN = {**settings.GOOGLE_IDTOKEN, "CERTS_URL": server.url}
-    yield server
-    server.close()
+    """Serves ``issuer``'s keys on 127.0.0.1 and points CERTS_URL at them
+    (the toolkit's ``FakeGoogle`` in its HTTP mode)."""
+    with FakeGoogle(issuer, http=True, settings=settings) as google:
+        assert google.server is not None
+        yield google.server
 
 
 @pytest.fixture(autouse=True)

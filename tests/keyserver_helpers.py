@@ -1,5 +1,5 @@
 """Helpers for the key store tests: misbehaving endpoints and caches that the
-conftest's well-behaved ``KeyServer`` cannot imitate, and a way to observe
+toolkit's well-behaved ``KeyServer`` cannot imitate, and a way to observe
 network access without mocking it. Everything listens on 127.0.0.1 only."""
 
 from __future__ import annotations

@@ -35,12 +35,12 @@ from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.models import LinkedAccount
 from django_google_idtoken.testing import (
     FakeIssuer,
+    KeyServer,
     generate_key,
     pem_certificate,
     public_jwk,
     sign_rs256,
 )
-from tests.conftest import KeyServer
 
 pytestmark = pytest.mark.django_db
 

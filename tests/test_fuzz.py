@@ -43,8 +43,7 @@ from hypothesis import strategies as st
 from django_google_idtoken.errors import REFUSALS
 from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.models import LinkedAccount
-from django_google_idtoken.testing import FakeIssuer
-from tests.conftest import KeyServer
+from django_google_idtoken.testing import FakeIssuer, KeyServer
 
 pytestmark = pytest.mark.django_db
 

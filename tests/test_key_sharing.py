@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KeyServer
+from django_google_idtoken.testing import KeyServer
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IDTOKEN_TEST_CACHE") != "redis",

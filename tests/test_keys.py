@@ -1,6 +1,6 @@
 """The key store (django_google_idtoken.keys), over the real code path.
 
-Keys are served over real HTTP on 127.0.0.1 (``KeyServer`` in conftest, or a
+Keys are served over real HTTP on 127.0.0.1 (the toolkit's ``KeyServer``, or a
 ``RawServer`` for answers a well-behaved server will not give), tokens are
 minted by ``FakeIssuer``, and tokens go through ``google.verify`` or the
 store's own API. Time moves through the store's injected clock; nothing in
@@ -43,11 +43,12 @@ from django_google_idtoken.keys import (
 from django_google_idtoken.providers import google
 from django_google_idtoken.testing import (
     FakeIssuer,
+    KeyServer,
     generate_key,
     pem_certificate,
     public_jwk,
 )
-from tests.conftest import CLIENT_ID, KeyServer
+from tests.conftest import CLIENT_ID
 from tests.keyserver_helpers import (
     RawServer,
     closed_port,

@@ -18,8 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.models import LinkedAccount
 from django_google_idtoken.providers import get_provider, provider_names
-from django_google_idtoken.testing import FakeIssuer, public_jwk
-from tests.conftest import KeyServer
+from django_google_idtoken.testing import FakeIssuer, KeyServer, public_jwk
 
 from .helpers import assert_refused, db_state, sign_in
 

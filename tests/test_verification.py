@@ -37,7 +37,7 @@ from django_google_idtoken.testing import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import KeyServer
+    from django_google_idtoken.testing import KeyServer
 
 #: A fixed "now" for the time rules, so that no test depends on the wall clock.
 NOW = 1_750_000_000
