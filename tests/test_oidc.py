@@ -4,6 +4,7 @@ provider configuration checks; the admin's provider filter."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.contrib.auth import get_user_model
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
 
 from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.models import LinkedAccount
@@ -388,3 +390,36 @@ def test_admin_filters_linked_accounts_by_provider(admin_client):
     filtered = admin_client.get(url, {"provider": "nowgg"}).content.decode()
     assert "n@example.com" in filtered
     assert "g@gmail.com" not in filtered and "a@example.com" not in filtered
+
+
+# -- idtoken_keys --provider ------------------------------------------------------------
+
+
+def _keys_command(*args: str, **options: Any) -> str:
+    out = io.StringIO()
+    call_command("idtoken_keys", *args, stdout=out, **options)
+    return out.getvalue()
+
+
+def test_idtoken_keys_for_an_oidc_provider_found_by_discovery(apple, discovery_configured):
+    out = _keys_command(provider="apple", refresh=True)
+    assert f"Fetched keys from {discovery_configured.base_url}/jwks." in out
+    assert apple.active_kid in out
+    assert discovery_configured.hits == {"/.well-known/openid-configuration": 1, "/jwks": 1}
+
+
+def test_idtoken_keys_refuses_providers_without_keys(settings, key_server):
+    settings.GOOGLE_IDTOKEN = {
+        **settings.GOOGLE_IDTOKEN,
+        "PROVIDERS": {"nowgg": {"CLIENT_IDS": ["n"]}},
+    }
+    with pytest.raises(CommandError, match="publishes no keys"):
+        _keys_command(provider="nowgg")
+    with pytest.raises(CommandError, match="unknown provider 'nope'.*google, nowgg"):
+        _keys_command(provider="nope")
+
+
+def test_idtoken_keys_reports_an_unusable_discovery_document(apple, discovery_configured):
+    discovery_configured.discovery = {"issuer": "https://evil.example"}
+    with pytest.raises(CommandError, match="provider 'apple': .*keys"):
+        _keys_command(provider="apple", refresh=True)

@@ -1,6 +1,8 @@
-"""``manage.py idtoken_keys [--refresh]``: the signing keys the app holds.
+"""``manage.py idtoken_keys [--refresh] [--provider NAME]``: the signing keys
+the app holds.
 
-Lists the keys shared in ``KEYS_CACHE`` for ``CERTS_URL`` (kid, type,
+Lists the keys shared in ``KEYS_CACHE`` for ``CERTS_URL`` (or for an OpenID
+Connect provider's JWKS URL, with ``--provider``) (kid, type,
 whether they are used), when they were fetched, when they expire (per the
 endpoint's Cache-Control) and whether they are stale. ``--refresh`` fetches
 them now first and exits non-zero, with a one-line message, if that fails:
@@ -23,6 +25,7 @@ from ...conf import conf
 from ...errors import Refused
 from ...jws import b64url_decode
 from ...keys import FetchError, get_store, parse_document
+from ...providers import GOOGLE, OIDCProvider, get_provider, provider_names
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,17 @@ def _span(seconds: float) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Show the signing keys cached for CERTS_URL (kids, types, fetch time, expiry, "
-        "staleness). --refresh fetches them now, and fails if that fails."
+        "Show the signing keys cached for CERTS_URL, or for an OpenID Connect provider's "
+        "JWKS URL with --provider (kids, types, fetch time, expiry, staleness). --refresh "
+        "fetches them now, and fails if that fails."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--provider",
+            default=None,
+            help="an OpenID Connect provider of PROVIDERS (default: google, at CERTS_URL)",
+        )
         parser.add_argument(
             "--refresh",
             action="store_true",
@@ -113,6 +122,20 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         url, cache_alias, max_stale = conf.read("CERTS_URL", "KEYS_CACHE", "KEYS_MAX_STALE")
+        name = options["provider"]
+        if name not in (None, GOOGLE):
+            try:
+                provider = get_provider(name)
+            except Refused:
+                names = ", ".join(provider_names())
+                raise CommandError(f"unknown provider {name!r} (configured: {names})") from None
+            if not isinstance(provider, OIDCProvider):
+                raise CommandError(f"provider {name!r} publishes no keys: it verifies remotely")
+            try:
+                # A discovery document is read (or fetched) to find the JWKS URL.
+                url = provider.keys_url()
+            except Refused as refusal:
+                raise CommandError(f"provider {name!r}: {refusal.detail}") from None
         store = get_store(url)
         if options["refresh"]:
             failures = store.stats.failures
