@@ -25,7 +25,7 @@ from .conf import conf
 from .errors import Refused
 from .models import LinkedAccount
 from .providers import get_provider
-from .signals import account_created, account_linked
+from .signals import account_created, account_linked, account_unlinked
 
 _SNAPSHOT_FIELDS = ("email", "email_verified", "hosted_domain", "name", "picture")
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
@@ -199,3 +199,105 @@ def _username(user_model: Any, claims: Claims, *, randomize: bool) -> str:
     ):
         return base
     return f"{base}-{secrets.token_hex(3)}"
+
+
+# -- API requests (Authorization: Bearer) and account linking ---------------
+
+
+def find_user(
+    claims: Claims, request: HttpRequest | None = None, *, create: bool = False
+) -> SignInResult:
+    """The user linked to ``claims``, for an API request authenticated by the
+    token itself rather than a sign-in. Raises :class:`Refused`.
+
+    Unlike :func:`sign_in` it records no sign-in (``last_signed_in_at`` is
+    left alone) and writes the profile snapshot only when it changed, so a
+    returning user's API request costs one indexed read and no write. An
+    unknown ``sub`` is refused with ``account_not_linked`` unless ``create``,
+    which applies the first sign-in policy (``CREATE_USERS``,
+    ``LINK_BY_EMAIL``)."""
+    try:
+        account = LinkedAccount.objects.select_related("user").get(
+            provider=claims.provider, sub=claims.sub
+        )
+    except LinkedAccount.DoesNotExist:
+        if not create:
+            raise Refused("account_not_linked") from None
+        return _first_sign_in(claims, request)
+    _check_active(account.user)
+    _refresh_snapshot(account, claims)
+    return SignInResult(user=account.user, account=account, created=False)
+
+
+def link_account(
+    user: Any, claims: Claims, request: HttpRequest | None = None
+) -> tuple[LinkedAccount, bool]:
+    """Link the account in ``claims`` to the signed-in ``user``; return it and
+    whether it was newly linked (False: it already was, to this user).
+    Raises ``account_linked_elsewhere`` if its ``sub`` belongs to another user.
+
+    The caller must have proved that ``user`` is the one making the request
+    (a session with Django's CSRF check, or a bearer token): linking lets the
+    account's owner sign in as ``user`` from then on."""
+    try:
+        account = LinkedAccount.objects.get(provider=claims.provider, sub=claims.sub)
+    except LinkedAccount.DoesNotExist:
+        try:
+            with transaction.atomic():
+                account = LinkedAccount.objects.create(
+                    user=user, provider=claims.provider, sub=claims.sub, **_snapshot(claims)
+                )
+                account_linked.send(
+                    sender=LinkedAccount, user=user, account=account, claims=claims, request=request
+                )
+            return account, True
+        except IntegrityError:
+            # A racing link or first sign-in for this sub committed first:
+            # the unique (provider, sub) constraint decided; judge its row.
+            account = LinkedAccount.objects.get(provider=claims.provider, sub=claims.sub)
+    if account.user_id != user.pk:
+        # Never move an account between users: its sub signs in to the user
+        # it is linked to, and only unlinking it there (by that user) frees it.
+        raise Refused("account_linked_elsewhere")
+    _refresh_snapshot(account, claims)
+    return account, False
+
+
+def unlink_account(user: Any, account_id: str, request: HttpRequest | None = None) -> LinkedAccount:
+    """Unlink the account with primary key ``account_id`` from ``user``.
+
+    Raises ``LinkedAccount.DoesNotExist`` if ``user`` has no such account
+    (another user's account is "not found" too: ids are not secrets, but
+    whether one exists is none of this user's business), and
+    ``last_login_method`` if the user would be left with no way to sign in:
+    no other linked account and no usable password."""
+    with transaction.atomic():
+        # Lock the user's linked-account rows, in a fixed order: of two
+        # concurrent unlinks of a user's last two accounts, the second waits
+        # for the first to commit, then sees one account left and refuses.
+        # Without the lock both would see two accounts and both delete.
+        accounts = list(
+            LinkedAccount.objects.select_for_update().filter(user_id=user.pk).order_by("pk")
+        )
+        # Compared as text, in memory: the id comes from the URL and is never
+        # handed to the database (no lookup by another user's id, no overflow).
+        account = next((a for a in accounts if str(a.pk) == account_id), None)
+        if account is None:
+            raise LinkedAccount.DoesNotExist(account_id)
+        if len(accounts) == 1:
+            fresh = get_user_model()._default_manager.get(pk=user.pk)
+            if not fresh.has_usable_password():
+                raise Refused("last_login_method")
+        LinkedAccount.objects.filter(pk=account.pk).delete()
+        account_unlinked.send(sender=LinkedAccount, user=user, account=account, request=request)
+    return account
+
+
+def _refresh_snapshot(account: LinkedAccount, claims: Claims) -> None:
+    """Write the profile snapshot only if it changed (API requests and links
+    are not sign-ins: ``last_signed_in_at`` stays)."""
+    changed = [name for name, value in _snapshot(claims).items() if getattr(account, name) != value]
+    if changed:
+        for name in changed:
+            setattr(account, name, getattr(claims, name))
+        account.save(update_fields=changed)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -22,3 +24,7 @@ class GoogleIdTokenConfig(AppConfig):
             from .admin import add_user_admin_inline
 
             add_user_admin_inline()
+
+        if find_spec("drf_spectacular") is not None:
+            # OpenAPI descriptions of our views (the optional "openapi" extra).
+            from .rest_framework import schema  # noqa: F401

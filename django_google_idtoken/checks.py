@@ -6,14 +6,18 @@ setting has the wrong type (or value); E005 KEYS_CACHE names no configured
 cache; E006 an entry of PROVIDERS is malformed (bad name, unknown TYPE or
 key, wrong type); E007 a provider has no CLIENT_IDS; E008 a provider's URL is
 not https and not loopback; E009 WEB_CLIENT_ID is not one of CLIENT_IDS; E010
-LOGIN_URI is not an absolute https URL (or http on a loopback host); W001 an
-unknown key in GOOGLE_IDTOKEN (most likely a typo).
+LOGIN_URI is not an absolute https URL (or http on a loopback host); E011
+SIGNIN_TOKEN names an app that is not installed; W001 an unknown key in
+GOOGLE_IDTOKEN (most likely a typo); W002 sign-in hands back no credential
+at all.
 """
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
@@ -94,6 +98,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     errors.extend(check_web_sign_in(raw, bad_types))
+    errors.extend(_check_signin_credential(raw, bad_types))
     return errors
 
 
@@ -127,3 +132,44 @@ def check_web_sign_in(raw: dict[str, Any], bad_types: set[str]) -> list[Any]:
             )
         )
     return errors
+
+
+def _check_signin_credential(raw: dict[str, Any], bad_types: set[str]) -> list[Any]:
+    if bad_types & {"SIGNIN_TOKEN", "SIGNIN_SESSION"}:
+        return []
+    token = raw.get("SIGNIN_TOKEN", DEFAULTS["SIGNIN_TOKEN"])
+    if token == "authtoken" and not apps.is_installed("rest_framework.authtoken"):
+        return [
+            Error(
+                f"{SETTING_NAME}['SIGNIN_TOKEN'] is 'authtoken', but 'rest_framework.authtoken' "
+                "is not in INSTALLED_APPS.",
+                hint="Add it to INSTALLED_APPS and run migrate.",
+                id="django_google_idtoken.E011",
+            )
+        ]
+    if token == "simplejwt" and not _importable("rest_framework_simplejwt"):
+        return [
+            Error(
+                f"{SETTING_NAME}['SIGNIN_TOKEN'] is 'simplejwt', but "
+                "djangorestframework-simplejwt is not installed.",
+                hint='pip install "django-google-idtoken[jwt]"',
+                id="django_google_idtoken.E011",
+            )
+        ]
+    if token is None and not raw.get("SIGNIN_SESSION", DEFAULTS["SIGNIN_SESSION"]):
+        return [
+            Warning(
+                f"{SETTING_NAME}['SIGNIN_SESSION'] is False and SIGNIN_TOKEN is None: "
+                "signin/ verifies the token but hands back no credential.",
+                hint="Set SIGNIN_TOKEN to 'authtoken' or 'simplejwt', or SIGNIN_SESSION to True.",
+                id="django_google_idtoken.W002",
+            )
+        ]
+    return []
+
+
+def _importable(module: str) -> bool:
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent missing, or blocked in sys.modules
+        return False

@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "UX_MODE": "popup",
     "ONE_TAP": False,
     "LOGIN_URI": "",
+    "SIGNIN_SESSION": True,
+    "SIGNIN_TOKEN": None,
+    "BEARER_CREATE_USERS": False,
 }
 
 # The type each key must have; (int, float) means "a number". bool is refused
@@ -59,11 +62,15 @@ TYPES: dict[str, tuple[type, ...]] = {
     "UX_MODE": (str,),
     "ONE_TAP": (bool,),
     "LOGIN_URI": (str,),
+    "SIGNIN_SESSION": (bool,),
+    "SIGNIN_TOKEN": (str, type(None)),
+    "BEARER_CREATE_USERS": (bool,),
 }
 
 #: Settings that take one of a few values.
 CHOICES: dict[str, tuple[Any, ...]] = {
     "UX_MODE": ("popup", "redirect"),
+    "SIGNIN_TOKEN": (None, "authtoken", "simplejwt"),
 }
 
 
@@ -229,6 +236,18 @@ class Settings:
     @property
     def LOGIN_URI(self) -> str:
         return str(self._get("LOGIN_URI"))
+
+    @property
+    def SIGNIN_SESSION(self) -> bool:
+        return bool(self._get("SIGNIN_SESSION"))
+
+    @property
+    def SIGNIN_TOKEN(self) -> str | None:
+        return self._get("SIGNIN_TOKEN")  # type: ignore[no-any-return]
+
+    @property
+    def BEARER_CREATE_USERS(self) -> bool:
+        return bool(self._get("BEARER_CREATE_USERS"))
 
 
 conf = Settings()

@@ -47,6 +47,16 @@ REFUSALS: dict[str, tuple[int, str]] = {
         502,
         "The identity provider's answer could not be understood, so the token was not accepted.",
     ),
+    # API requests (Authorization: Bearer) and account linking.
+    "account_not_linked": (
+        401,
+        "No user here is linked to this account; sign in first.",
+    ),
+    "account_linked_elsewhere": (409, "This account is linked to another user."),
+    "last_login_method": (
+        409,
+        "This is the user's last way to sign in; set a password or link another account first.",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ on 127.0.0.1 (what .ci/run does on its second pass). IDTOKEN_TEST_DB_NAME and
 IDTOKEN_TEST_REDIS_DB let two checkouts run that pass side by side.
 """
 
+import datetime
 import os
 
 SECRET_KEY = "tests-only-not-secret"
@@ -24,6 +25,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "rest_framework",
+    # For SIGNIN_TOKEN "authtoken" and the OpenAPI schema tests (the test
+    # extra installs drf-spectacular and simplejwt).
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "django_google_idtoken",
     "tests.emailuser",
 ]
@@ -86,6 +91,19 @@ GOOGLE_IDTOKEN = {
     "CLIENT_IDS": ["1234-test.apps.googleusercontent.com", "1234-ios.apps.googleusercontent.com"],
     # Replaced per test by the loopback key server's URL (see conftest.py).
     "CERTS_URL": "http://127.0.0.1:9/unused",
+}
+
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+
+# simplejwt signs with SECRET_KEY by default; PyJWT warns on HMAC keys
+# shorter than the hash, and the suite runs with warnings as errors. The
+# lifetimes keep its "exp" claims far from the test ID tokens' (an hour):
+# the leak guard would otherwise see the same base64 text (","exp":17...)
+# in both and report the ID token as leaked.
+SIMPLE_JWT = {
+    "SIGNING_KEY": "tests-only-simplejwt-signing-key-not-secret-0123456789",
+    "ACCESS_TOKEN_LIFETIME": datetime.timedelta(days=100),
+    "REFRESH_TOKEN_LIFETIME": datetime.timedelta(days=200),
 }
 
 LOGGING = {

@@ -3,6 +3,7 @@ own check runner (which also proves the check is registered)."""
 
 from __future__ import annotations
 
+import sys
 from io import StringIO
 from typing import Any
 
@@ -48,6 +49,10 @@ def test_full_configuration_has_no_messages(settings: Any) -> None:
         KEYS_CACHE="default",
         KEYS_MAX_STALE=0,
         KEYS_REFETCH_COOLDOWN=120,
+        REPLAY_PROTECTION=True,
+        SIGNIN_SESSION=False,
+        SIGNIN_TOKEN="authtoken",
+        BEARER_CREATE_USERS=True,
     )
     assert our_ids() == []
 
@@ -188,6 +193,13 @@ WRONG_TYPES = [
     ("KEYS_MAX_STALE", "6h"),
     ("KEYS_REFETCH_COOLDOWN", False),
     ("KEYS_REFETCH_COOLDOWN", -0.5),
+    ("SIGNIN_SESSION", "no"),
+    ("SIGNIN_TOKEN", "jwt"),
+    ("SIGNIN_TOKEN", "session"),
+    ("SIGNIN_TOKEN", "AuthToken"),
+    ("SIGNIN_TOKEN", False),
+    ("SIGNIN_TOKEN", ["authtoken"]),
+    ("BEARER_CREATE_USERS", 1),
 ]
 
 
@@ -249,3 +261,46 @@ def test_w001_is_only_a_warning_for_manage_py_check(settings: Any) -> None:
     out = StringIO()
     call_command("check", stdout=out, stderr=out)
     assert "django_google_idtoken.W001" in out.getvalue()
+
+
+# -- E011: SIGNIN_TOKEN names an app that is not installed ------------------------
+
+
+@pytest.mark.parametrize("token", ["authtoken", "simplejwt"])
+def test_e006_chosen_app_installed_is_fine(settings: Any, token: str) -> None:
+    configure(settings, SIGNIN_TOKEN=token)
+    assert our_ids() == []
+
+
+def test_e006_authtoken_not_in_installed_apps(settings: Any) -> None:
+    settings.INSTALLED_APPS = [
+        app for app in settings.INSTALLED_APPS if app != "rest_framework.authtoken"
+    ]
+    configure(settings, SIGNIN_TOKEN="authtoken")
+    assert our_ids() == ["E011"]
+    (message,) = our_messages()
+    assert message.level == checks.ERROR
+    assert "rest_framework.authtoken" in message.msg
+    # Without it chosen, nothing to report.
+    configure(settings, SIGNIN_TOKEN=None)
+    assert our_ids() == []
+
+
+def test_e006_simplejwt_not_installed(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes the package unimportable, as if not installed.
+    monkeypatch.setitem(sys.modules, "rest_framework_simplejwt", None)
+    configure(settings, SIGNIN_TOKEN="simplejwt")
+    assert our_ids() == ["E011"]
+    (message,) = our_messages()
+    assert "[jwt]" in (message.hint or "")
+
+
+# -- W002: sign-in hands back no credential ------------------------------------------
+
+
+def test_w002_no_session_and_no_token(settings: Any) -> None:
+    configure(settings, SIGNIN_SESSION=False)
+    assert our_ids() == ["W002"]
+    assert our_messages()[0].level == checks.WARNING
+    configure(settings, SIGNIN_SESSION=False, SIGNIN_TOKEN="simplejwt")
+    assert our_ids() == []

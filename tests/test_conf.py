@@ -33,6 +33,10 @@ def test_defaults(settings: Any, absent: str) -> None:
     assert conf.KEYS_CACHE == "default"
     assert conf.KEYS_MAX_STALE == 6 * 3600
     assert conf.KEYS_REFETCH_COOLDOWN == 60
+    assert conf.REPLAY_PROTECTION is False
+    assert conf.SIGNIN_SESSION is True
+    assert conf.SIGNIN_TOKEN is None
+    assert conf.BEARER_CREATE_USERS is False
 
 
 def test_unset_keys_keep_their_defaults(settings: Any) -> None:
@@ -55,6 +59,10 @@ def test_every_setting_is_read(settings: Any) -> None:
         "KEYS_CACHE": "keys",
         "KEYS_MAX_STALE": 10,
         "KEYS_REFETCH_COOLDOWN": 1,
+        "REPLAY_PROTECTION": True,
+        "SIGNIN_SESSION": False,
+        "SIGNIN_TOKEN": "simplejwt",
+        "BEARER_CREATE_USERS": True,
     }
     assert conf.CLIENT_IDS == ("web", "ios")
     assert conf.HOSTED_DOMAINS == ("example.com",)
@@ -66,6 +74,10 @@ def test_every_setting_is_read(settings: Any) -> None:
     assert conf.KEYS_CACHE == "keys"
     assert conf.KEYS_MAX_STALE == 10
     assert conf.KEYS_REFETCH_COOLDOWN == 1
+    assert conf.REPLAY_PROTECTION is True
+    assert conf.SIGNIN_SESSION is False
+    assert conf.SIGNIN_TOKEN == "simplejwt"
+    assert conf.BEARER_CREATE_USERS is True
 
 
 def test_override_settings_applies_immediately_and_is_undone() -> None:

@@ -1,4 +1,4 @@
-"""Serializers for the sign-in answer."""
+"""Serializers for the sign-in answer and the linked-account listing."""
 
 from __future__ import annotations
 
@@ -33,3 +33,19 @@ class LinkedAccountSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
     def to_representation(self, account: LinkedAccount) -> dict[str, Any]:
         return {name: getattr(account, name) for name in self.FIELDS}
+
+
+class LinkedAccountDetailSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """One of the signed-in user's linked accounts, as ``accounts/`` lists it:
+    the public fields, its ``id`` (for ``DELETE accounts/<id>/``) and dates."""
+
+    id = serializers.IntegerField(read_only=True)
+    provider = serializers.CharField(read_only=True)
+    sub = serializers.CharField(read_only=True)
+    email = serializers.CharField(read_only=True)
+    email_verified = serializers.BooleanField(read_only=True)
+    hosted_domain = serializers.CharField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    picture = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    last_signed_in_at = serializers.DateTimeField(read_only=True)

@@ -1,28 +1,36 @@
-"""Sign-in and "who am I" endpoints. They translate HTTP to the backend and
-back; every decision is made by the verifier and the account policy."""
+"""Sign-in, "who am I" and account-linking endpoints. They translate HTTP to
+the backend and back; every decision is made by the verifier and the account
+policy."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from django.contrib.auth import authenticate, login
+from django.contrib.auth import authenticate, login, user_logged_in
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..accounts import link_account, unlink_account
 from ..backends import GoogleIdTokenBackend, get_refusal, get_result
+from ..conf import conf
 from ..csrf import check_login_csrf
 from ..errors import Refused
+from ..models import LinkedAccount
 from ..providers import get_provider
-from .serializers import LinkedAccountSerializer, UserSerializer
+from ..replay import mark_used
+from .authentication import GoogleIdTokenAuthentication
+from .credentials import issue_token
+from .serializers import LinkedAccountDetailSerializer, LinkedAccountSerializer, UserSerializer
 
 logger = logging.getLogger("django_google_idtoken")
 
@@ -49,17 +57,24 @@ class CodedErrorsMixin:
         if isinstance(exc, Refused):
             return refusal_response(exc)
         if isinstance(exc, exceptions.NotAuthenticated):
-            # A session endpoint: there is no WWW-Authenticate scheme to offer,
-            # but "not signed in" is still a 401, not DRF's default 403.
-            return Response(
+            # "Not signed in" is a 401 even where no class offers a
+            # WWW-Authenticate challenge (DRF's default would be 403).
+            response = Response(
                 {"code": "not_authenticated", "detail": str(exc.detail)},
                 status=status.HTTP_401_UNAUTHORIZED,
             )
-        if isinstance(exc, exceptions.APIException):
-            response: Response = super().handle_exception(exc)  # type: ignore[misc]
-            detail = exc.detail if isinstance(exc.detail, str) else exc.default_detail
-            response.data = {"code": exc.default_code, "detail": str(detail)}
+            challenge = self.get_authenticate_header(self.request)  # type: ignore[attr-defined]
+            if challenge:
+                response["WWW-Authenticate"] = challenge
             return response
+        if isinstance(exc, exceptions.APIException):
+            handled: Response = super().handle_exception(exc)  # type: ignore[misc]
+            detail = exc.detail if isinstance(exc.detail, str) else exc.default_detail
+            # An error raised with its own code (a Bearer refusal's, CSRF's)
+            # keeps it; DRF's own errors carry their default code.
+            code = exc.detail.code if isinstance(exc.detail, ErrorDetail) else None
+            handled.data = {"code": code or exc.default_code, "detail": str(detail)}
+            return handled
         unhandled: Response = super().handle_exception(exc)  # type: ignore[misc]
         return unhandled
 
@@ -126,23 +141,125 @@ class SignInView(CodedErrorsMixin, APIView):
                 refusal = Refused("malformed_token")
             return refusal_response(refusal)
         result = get_result(http_request)
-        # login() rotates the session key, so a session id planted before
-        # sign-in (session fixation) is useless afterwards.
-        login(http_request, user, backend=BACKEND_PATH)
-        return Response(
-            {
-                "user": UserSerializer(user).data,
-                "created": bool(result and result.created),
-                "account": LinkedAccountSerializer(result.account).data if result else None,
-            }
-        )
+        open_session, token_kind = conf.read("SIGNIN_SESSION", "SIGNIN_TOKEN")
+        if open_session:
+            # login() rotates the session key, so a session id planted before
+            # sign-in (session fixation) is useless afterwards.
+            login(http_request, user, backend=BACKEND_PATH)
+        else:
+            # No session, but a sign-in all the same: what login() would tell
+            # user_logged_in receivers (last_login, audit logs) they still hear.
+            user_logged_in.send(sender=type(user), request=http_request, user=user)
+        body = {
+            "user": UserSerializer(user).data,
+            "created": bool(result and result.created),
+            "account": LinkedAccountSerializer(result.account).data if result else None,
+        }
+        if token_kind is not None:
+            body["token"] = issue_token(token_kind, user)
+        return Response(body)
+
+
+class ProviderSignInView(SignInView):
+    """``signin/<provider>/``: the same, for a provider of ``PROVIDERS`` (a
+    class of its own so that the OpenAPI description names both)."""
+
+
+class CsrfSessionAuthentication(SessionAuthentication):
+    """DRF's SessionAuthentication (Django's CSRF check on unsafe methods),
+    whose CSRF refusal answers with the code ``csrf_failed``."""
+
+    def enforce_csrf(self, request: Request) -> None:
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied as err:
+            raise exceptions.PermissionDenied(str(err.detail), code="csrf_failed") from None
+
+
+#: A Bearer ID token (first: its challenge is the one a 401 offers) or a
+#: session, for the endpoints that act on the signed-in user.
+USER_AUTHENTICATION: list[Any] = [GoogleIdTokenAuthentication, CsrfSessionAuthentication]
 
 
 class MeView(CodedErrorsMixin, APIView):
-    """The session's user; 401 without one."""
+    """The signed-in user (session or Bearer ID token); 401 without one."""
 
-    authentication_classes = [SessionAuthentication]
+    authentication_classes = USER_AUTHENTICATION
     permission_classes = [IsAuthenticated]
 
     def get(self, request: Request) -> Response:
         return Response(UserSerializer(request.user).data)
+
+
+def _log_refusal(refusal: Refused) -> None:
+    # The code and the token's kid/iss/aud only, never the token (backends.py).
+    logger.log(
+        logging.WARNING if refusal.status >= 500 else logging.INFO,
+        "ID token refused for linking: %s %s",
+        refusal.code,
+        " ".join(f"{k}={v!r}" for k, v in sorted(refusal.context.items()) if v is not None),
+    )
+
+
+# Linking hands the token's owner a way to sign in as the current user, so
+# the request must come from that user: a session request passes Django's
+# CSRF check (CsrfSessionAuthentication), or the user's own Bearer token
+# authenticates it (a header no other site can make a browser send). Without
+# the CSRF check a hostile page could post its author's ID token from the
+# victim's browser and take over the victim's account.
+@method_decorator(sensitive_post_parameters(*TOKEN_FIELDS), name="dispatch")
+class LinkedAccountsView(CodedErrorsMixin, APIView):
+    """``GET``: the signed-in user's linked accounts. ``POST`` an ID token
+    (as at sign-in): link its account to the signed-in user."""
+
+    authentication_classes = USER_AUTHENTICATION
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    def get(self, request: Request) -> Response:
+        user: Any = request.user  # authenticated (IsAuthenticated)
+        accounts = LinkedAccount.objects.filter(user=user).order_by("created_at", "pk")
+        return Response(LinkedAccountDetailSerializer(accounts, many=True).data)
+
+    @sensitive_variables("token")
+    def post(self, request: Request) -> Response:
+        token = extract_token(request)
+        data = request.data  # parsed and checked by extract_token
+        name = data.get("provider") if isinstance(data, dict) else None
+        try:
+            if name is not None and not isinstance(name, str):
+                raise ValueError(name)
+            provider = get_provider(name)
+        except ValueError:
+            raise Refused("unknown_provider") from None
+        try:
+            claims = provider.verify(token)
+            # As at sign-in: with REPLAY_PROTECTION a token links once.
+            mark_used(claims)
+            account, created = link_account(request.user, claims, request._request)
+        except Refused as refusal:
+            _log_refusal(refusal)
+            raise
+        logger.info(
+            "user %s linked a %s account (new=%s)", request.user.pk, claims.provider, created
+        )
+        return Response(
+            LinkedAccountDetailSerializer(account).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class LinkedAccountDetailView(CodedErrorsMixin, APIView):
+    """``DELETE``: unlink one of the signed-in user's accounts; 204, 404 if
+    it is not theirs, 409 ``last_login_method`` if it is their last way in."""
+
+    authentication_classes = USER_AUTHENTICATION
+    permission_classes = [IsAuthenticated]
+
+    def delete(self, request: Request, account_id: str) -> Response:
+        try:
+            unlink_account(request.user, account_id, request._request)
+        except LinkedAccount.DoesNotExist:
+            raise exceptions.NotFound("You have no linked account with this id.") from None
+        logger.info("user %s unlinked a linked account", request.user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
