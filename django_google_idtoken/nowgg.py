@@ -62,6 +62,7 @@ class NowggProvider(Provider):
         cache_seconds: float = 60,
     ) -> None:
         self.name = name
+        self.issuers = frozenset({NOWGG_ISSUER})
         self.client_ids = client_ids
         self.verify_url = verify_url
         self.cache_seconds = cache_seconds

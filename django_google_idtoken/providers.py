@@ -82,6 +82,8 @@ class Provider:
 
     #: The name accounts are recorded under (``LinkedAccount.provider``).
     name: str
+    #: The ``iss`` values its tokens carry.
+    issuers: frozenset[str] = frozenset()
     #: The clock used for exp/iat/nbf; tests replace it on an instance.
     clock: Callable[[], float] = staticmethod(time.time)
 
@@ -100,6 +102,7 @@ class GoogleProvider(Provider):
     """Verifies Google ID tokens against the keys at ``CERTS_URL``."""
 
     name = GOOGLE
+    issuers = GOOGLE_ISSUERS
 
     # Every local below (the token, its parsed parts, a request body) stays
     # out of Django's error reports, in this frame and every frame it calls.
@@ -145,6 +148,7 @@ class OIDCProvider(Provider):
     ) -> None:
         self.name = name
         self.issuer = issuer
+        self.issuers = frozenset({issuer})
         self.client_ids = client_ids
         self.algorithms = algorithms
         self.jwks_url = jwks_url
@@ -409,6 +413,20 @@ def _providers() -> dict[str, Provider]:
 def provider_names() -> list[str]:
     """Every configured provider's name, Google first."""
     return [GOOGLE, *_providers()]
+
+
+def provider_for_token(token: object) -> Provider:
+    """The provider whose issuer the token's (unverified) ``iss`` names, or
+    Google if none does: for callers that get tokens without a provider name
+    (``Authorization: Bearer``). Choosing by an unverified claim gives an
+    attacker nothing: the chosen provider then verifies the token against its
+    own keys (or verify endpoint) and checks ``iss`` exactly."""
+    iss = parse(token).payload.get("iss")
+    if isinstance(iss, str) and iss not in GOOGLE_ISSUERS:
+        for provider in _providers().values():
+            if iss in provider.issuers:
+                return provider
+    return google
 
 
 def get_provider(name: str | None = None) -> Provider:

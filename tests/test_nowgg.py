@@ -523,3 +523,31 @@ def test_no_token_in_the_error_report_of_an_unexpected_error(
     assert "********************" in report
     for part in token.split("."):
         assert part not in report
+
+
+# -- Authorization: Bearer with a now.gg token ------------------------------------------
+
+
+def test_bearer_takes_a_now_gg_token(client, api, nowgg_issuer):
+    token = nowgg_token(nowgg_issuer, sub="ngg-bearer")
+    signed_in = post(client, token).json()
+    response = Client().get("/auth/google/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200, response.content
+    assert response.json()["id"] == signed_in["user"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("respond", "status", "code"),
+    [
+        (lambda posted: answer(500, {}), 503, "provider_unavailable"),
+        (lambda posted: (200, "text/plain", b"ok"), 502, "provider_error"),
+    ],
+)
+def test_bearer_with_now_gg_down_is_not_a_401(client, api, nowgg_issuer, respond, status, code):
+    # A client told 401 would throw a good token away.
+    api.respond = respond
+    response = Client().get(
+        "/auth/google/me/", HTTP_AUTHORIZATION=f"Bearer {nowgg_token(nowgg_issuer)}"
+    )
+    assert response.status_code == status
+    assert response.json()["code"] == code

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.models import LinkedAccount
@@ -423,3 +424,25 @@ def test_idtoken_keys_reports_an_unusable_discovery_document(apple, discovery_co
     discovery_configured.discovery = {"issuer": "https://evil.example"}
     with pytest.raises(CommandError, match="provider 'apple': .*keys"):
         _keys_command(provider="apple", refresh=True)
+
+
+# -- Authorization: Bearer with another provider's token -----------------------------
+
+
+def test_bearer_takes_an_oidc_providers_token(client, apple, jwks_configured):
+    signed_in = post(client, apple_token(apple, sub="bearer-1")).json()
+    response = Client().get(
+        "/auth/google/me/", HTTP_AUTHORIZATION=f"Bearer {apple_token(apple, sub='bearer-1')}"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["id"] == signed_in["user"]["id"]
+
+
+def test_bearer_chooses_by_iss_but_the_provider_still_verifies(client, apple, jwks_configured):
+    post(client, apple_token(apple, sub="bearer-2"))
+    # Names Apple's issuer, but is signed by a key Apple does not publish.
+    forged = apple.foreign_key(sub="bearer-2")
+    response = Client().get("/auth/google/me/", HTTP_AUTHORIZATION=f"Bearer {forged}")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]

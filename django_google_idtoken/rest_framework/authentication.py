@@ -22,7 +22,7 @@ from ..accounts import find_user
 from ..claims import Claims
 from ..conf import conf
 from ..errors import Refused
-from ..providers import get_provider
+from ..providers import provider_for_token
 
 logger = logging.getLogger("django_google_idtoken")
 
@@ -47,14 +47,16 @@ class InvalidBearerToken(exceptions.AuthenticationFailed):
 
 
 class KeysUnavailableError(exceptions.APIException):
-    """The issuer's keys cannot be fetched: 503 with Retry-After, not 401 (the
-    token may well be good, and a client told 401 would throw it away)."""
+    """The issuer's keys cannot be fetched (or, for now.gg, its Verify Token
+    API cannot answer): 503 with Retry-After (or 502), not 401 (the token may
+    well be good, and a client told 401 would throw it away)."""
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    status_code: int = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "keys_unavailable"
 
     def __init__(self, refusal: Refused) -> None:
         super().__init__(detail=refusal.detail, code=refusal.code)
+        self.status_code = refusal.status
         # DRF's exception handler turns ``wait`` into the Retry-After header.
         self.wait = refusal.retry_after
 
@@ -92,7 +94,7 @@ class GoogleIdTokenAuthentication(BaseAuthentication):
         # by the verifier as malformed_token, like any other bad token.
         token = header[1].decode("latin-1")
         try:
-            claims = get_provider(None).verify(token)
+            claims = provider_for_token(token).verify(token)
             # No replay protection (REPLAY_PROTECTION) here, by design: a
             # bearer token is presented again on every request until it
             # expires. It guards sign-ins and links, which turn one token
@@ -106,7 +108,7 @@ class GoogleIdTokenAuthentication(BaseAuthentication):
                 refusal.code,
                 " ".join(f"{k}={v!r}" for k, v in sorted(refusal.context.items()) if v is not None),
             )
-            if refusal.status == status.HTTP_503_SERVICE_UNAVAILABLE:
+            if refusal.status >= 500:
                 raise KeysUnavailableError(refusal) from None
             # Every other refusal is "this token does not authenticate you
             # here" (an inactive user too: 401, not sign-in's 403).

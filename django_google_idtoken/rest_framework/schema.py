@@ -81,7 +81,9 @@ USER_CODES: Codes = {
         "signup_disabled",
         "email_in_use",
     ),
-    503: ("keys_unavailable",),
+    # A Bearer token of now.gg's, while its Verify Token API cannot answer.
+    502: ("provider_error",),
+    503: ("keys_unavailable", "provider_unavailable"),
 }
 
 LINK_CODES: Codes = {
