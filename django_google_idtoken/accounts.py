@@ -112,16 +112,24 @@ def _first_sign_in(claims: Claims, request: HttpRequest | None) -> SignInResult:
     return _create(claims, request)
 
 
+def _create_link(user: Any, claims: Claims, request: HttpRequest | None) -> LinkedAccount:
+    """Link ``claims``'s account to ``user`` and send ``account_linked``, in
+    one transaction (a receiver that raises undoes the link). Raises
+    IntegrityError if the (provider, sub) is already linked."""
+    with transaction.atomic():
+        account = LinkedAccount.objects.create(
+            user=user, provider=claims.provider, sub=claims.sub, **_snapshot(claims)
+        )
+        account_linked.send(
+            sender=LinkedAccount, user=user, account=account, claims=claims, request=request
+        )
+    return account
+
+
 def _link(user: Any, claims: Claims, request: HttpRequest | None) -> SignInResult:
     _check_active(user)
     try:
-        with transaction.atomic():
-            account = LinkedAccount.objects.create(
-                user=user, provider=claims.provider, sub=claims.sub, **_snapshot(claims)
-            )
-            account_linked.send(
-                sender=LinkedAccount, user=user, account=account, claims=claims, request=request
-            )
+        account = _create_link(user, claims, request)
     except IntegrityError:
         return _winner(claims)
     return SignInResult(user=user, account=account, created=False)
@@ -243,14 +251,7 @@ def link_account(
         account = LinkedAccount.objects.get(provider=claims.provider, sub=claims.sub)
     except LinkedAccount.DoesNotExist:
         try:
-            with transaction.atomic():
-                account = LinkedAccount.objects.create(
-                    user=user, provider=claims.provider, sub=claims.sub, **_snapshot(claims)
-                )
-                account_linked.send(
-                    sender=LinkedAccount, user=user, account=account, claims=claims, request=request
-                )
-            return account, True
+            return _create_link(user, claims, request), True
         except IntegrityError:
             # A racing link or first sign-in for this sub committed first:
             # the unique (provider, sub) constraint decided; judge its row.

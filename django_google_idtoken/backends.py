@@ -61,14 +61,7 @@ class GoogleIdTokenBackend(BaseBackend):
             mark_used(claims)
             result = sign_in(claims, request)
         except Refused as refusal:
-            # Log the code and only the token's kid/iss/aud: never the token,
-            # a segment of it or its signature (it is a bearer credential).
-            logger.log(
-                logging.WARNING if refusal.status >= 500 else logging.INFO,
-                "ID token refused: %s %s",
-                refusal.code,
-                " ".join(f"{k}={v!r}" for k, v in sorted(refusal.context.items()) if v is not None),
-            )
+            refusal.log(logger)
             if request is not None:
                 setattr(request, _REFUSAL_ATTR, refusal)
             return None

@@ -8,6 +8,7 @@ part of the public interface: never rename one.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 #: code -> (HTTP status, human-readable detail). Details never quote the token.
@@ -87,6 +88,19 @@ class Refused(Exception):
     def as_dict(self) -> dict[str, str]:
         """The JSON body of the refusal."""
         return {"code": self.code, "detail": self.detail}
+
+    def log(self, logger: logging.Logger, what: str = "ID token refused") -> None:
+        """Log the refusal: WARNING for the server-side ones (5xx), else INFO.
+        Only the code and the context (the token's kid/iss/aud) are logged,
+        never the token, a segment of it or its signature: it is a bearer
+        credential."""
+        logger.log(
+            logging.WARNING if self.status >= 500 else logging.INFO,
+            "%s: %s %s",
+            what,
+            self.code,
+            " ".join(f"{k}={v!r}" for k, v in sorted(self.context.items()) if v is not None),
+        )
 
 
 class KeysUnavailable(Refused):

@@ -101,13 +101,7 @@ class GoogleIdTokenAuthentication(BaseAuthentication):
             # into a lasting session or link.
             result = find_user(claims, request._request, create=conf.BEARER_CREATE_USERS)
         except Refused as refusal:
-            # The code and the token's kid/iss/aud only, as the backend logs.
-            logger.log(
-                logging.WARNING if refusal.status >= 500 else logging.INFO,
-                "Bearer ID token refused: %s %s",
-                refusal.code,
-                " ".join(f"{k}={v!r}" for k, v in sorted(refusal.context.items()) if v is not None),
-            )
+            refusal.log(logger, "Bearer ID token refused")
             if refusal.status >= 500:
                 raise KeysUnavailableError(refusal) from None
             # Every other refusal is "this token does not authenticate you

@@ -191,16 +191,6 @@ class MeView(CodedErrorsMixin, APIView):
         return Response(UserSerializer(request.user).data)
 
 
-def _log_refusal(refusal: Refused) -> None:
-    # The code and the token's kid/iss/aud only, never the token (backends.py).
-    logger.log(
-        logging.WARNING if refusal.status >= 500 else logging.INFO,
-        "ID token refused for linking: %s %s",
-        refusal.code,
-        " ".join(f"{k}={v!r}" for k, v in sorted(refusal.context.items()) if v is not None),
-    )
-
-
 # Linking hands the token's owner a way to sign in as the current user, so
 # the request must come from that user: a session request passes Django's
 # CSRF check (CsrfSessionAuthentication), or the user's own Bearer token
@@ -238,7 +228,7 @@ class LinkedAccountsView(CodedErrorsMixin, APIView):
             mark_used(claims)
             account, created = link_account(request.user, claims, request._request)
         except Refused as refusal:
-            _log_refusal(refusal)
+            refusal.log(logger, "ID token refused for linking")
             raise
         logger.info(
             "user %s linked a %s account (new=%s)", request.user.pk, claims.provider, created
