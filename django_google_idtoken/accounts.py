@@ -43,6 +43,15 @@ class SignInResult:
 def sign_in(claims: Claims, request: HttpRequest | None = None) -> SignInResult:
     """Find the user linked to ``claims`` (updating the profile snapshot), or
     link or create one per the settings. Raises :class:`Refused`."""
+    return _linked_user(claims, request, first_sign_in=True, signed_in=True)
+
+
+def _linked_user(
+    claims: Claims, request: HttpRequest | None, *, first_sign_in: bool, signed_in: bool
+) -> SignInResult:
+    """The user linked to ``claims``. An unknown ``sub`` goes through the
+    first sign-in policy if ``first_sign_in``, else is ``account_not_linked``;
+    ``signed_in`` records a sign-in (``last_signed_in_at``)."""
     # get(), not first(): no ORDER BY (and no sort step) for the one row the
     # unique (provider, sub) index finds.
     try:
@@ -50,9 +59,11 @@ def sign_in(claims: Claims, request: HttpRequest | None = None) -> SignInResult:
             provider=claims.provider, sub=claims.sub
         )
     except LinkedAccount.DoesNotExist:
+        if not first_sign_in:
+            raise Refused("account_not_linked") from None
         return _first_sign_in(claims, request)
     _check_active(account.user)
-    _update_snapshot(account, claims)
+    _save_snapshot(account, claims, signed_in=signed_in)
     return SignInResult(user=account.user, account=account, created=False)
 
 
@@ -71,12 +82,18 @@ def _snapshot(claims: Claims) -> dict[str, Any]:
     }
 
 
-def _update_snapshot(account: LinkedAccount, claims: Claims) -> None:
+def _save_snapshot(account: LinkedAccount, claims: Claims, *, signed_in: bool) -> None:
+    """Write the fields of the profile snapshot that changed, and with
+    ``signed_in`` the time of this sign-in (always). API requests and links
+    are not sign-ins: with nothing changed they write nothing."""
     changed = [name for name, value in _snapshot(claims).items() if getattr(account, name) != value]
     for name in changed:
         setattr(account, name, getattr(claims, name))
-    account.last_signed_in_at = timezone.now()
-    account.save(update_fields=[*changed, "last_signed_in_at"])
+    if signed_in:
+        account.last_signed_in_at = timezone.now()
+        changed.append("last_signed_in_at")
+    if changed:
+        account.save(update_fields=changed)
 
 
 def _users_with_email(email: str) -> list[Any]:
@@ -224,17 +241,7 @@ def find_user(
     unknown ``sub`` is refused with ``account_not_linked`` unless ``create``,
     which applies the first sign-in policy (``CREATE_USERS``,
     ``LINK_BY_EMAIL``)."""
-    try:
-        account = LinkedAccount.objects.select_related("user").get(
-            provider=claims.provider, sub=claims.sub
-        )
-    except LinkedAccount.DoesNotExist:
-        if not create:
-            raise Refused("account_not_linked") from None
-        return _first_sign_in(claims, request)
-    _check_active(account.user)
-    _refresh_snapshot(account, claims)
-    return SignInResult(user=account.user, account=account, created=False)
+    return _linked_user(claims, request, first_sign_in=create, signed_in=False)
 
 
 def link_account(
@@ -260,7 +267,7 @@ def link_account(
         # Never move an account between users: its sub signs in to the user
         # it is linked to, and only unlinking it there (by that user) frees it.
         raise Refused("account_linked_elsewhere")
-    _refresh_snapshot(account, claims)
+    _save_snapshot(account, claims, signed_in=False)
     return account, False
 
 
@@ -292,13 +299,3 @@ def unlink_account(user: Any, account_id: str, request: HttpRequest | None = Non
         LinkedAccount.objects.filter(pk=account.pk).delete()
         account_unlinked.send(sender=LinkedAccount, user=user, account=account, request=request)
     return account
-
-
-def _refresh_snapshot(account: LinkedAccount, claims: Claims) -> None:
-    """Write the profile snapshot only if it changed (API requests and links
-    are not sign-ins: ``last_signed_in_at`` stays)."""
-    changed = [name for name, value in _snapshot(claims).items() if getattr(account, name) != value]
-    if changed:
-        for name in changed:
-            setattr(account, name, getattr(claims, name))
-        account.save(update_fields=changed)

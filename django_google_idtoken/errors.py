@@ -89,6 +89,12 @@ class Refused(Exception):
         """The JSON body of the refusal."""
         return {"code": self.code, "detail": self.detail}
 
+    def context_text(self) -> str:
+        """The context as ``kid='...' iss='...'``: safe to log or print (it
+        holds only the token's kid/iss/aud), repr() keeping any control
+        characters in them inert."""
+        return " ".join(f"{k}={v!r}" for k, v in sorted(self.context.items()) if v is not None)
+
     def log(self, logger: logging.Logger, what: str = "ID token refused") -> None:
         """Log the refusal: WARNING for the server-side ones (5xx), else INFO.
         Only the code and the context (the token's kid/iss/aud) are logged,
@@ -99,7 +105,7 @@ class Refused(Exception):
             "%s: %s %s",
             what,
             self.code,
-            " ".join(f"{k}={v!r}" for k, v in sorted(self.context.items()) if v is not None),
+            self.context_text(),
         )
 
 

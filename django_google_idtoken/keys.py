@@ -62,9 +62,6 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
     "RS512": hashes.SHA512(),
 }
 _PKCS1V15 = padding.PKCS1v15()
-# Kept importable from here (they were defined in this module first).
-is_loopback_url = transport.is_loopback_url
-url_allowed = transport.url_allowed
 # Values of the shared unknown-kid cool-down marker.
 _FETCHING = "fetching"
 _DONE = "done"

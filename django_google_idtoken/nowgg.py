@@ -92,7 +92,7 @@ class NowggProvider(Provider):
         claims = check_claims(
             decoded,
             provider=self.name,
-            issuers=(NOWGG_ISSUER,),
+            issuers=self.issuers,
             client_ids=self.client_ids,
             hosted_domains=(),
             leeway=conf.LEEWAY,

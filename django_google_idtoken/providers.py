@@ -170,7 +170,7 @@ class OIDCProvider(Provider):
             parsed.payload,
             provider=self.name,
             # OIDC Core 3.1.3.7: iss must exactly match the configured issuer.
-            issuers=(self.issuer,),
+            issuers=self.issuers,
             client_ids=self.client_ids,
             hosted_domains=(),
             leeway=conf.LEEWAY,
@@ -421,9 +421,12 @@ def provider_for_token(token: object) -> Provider:
     (``Authorization: Bearer``). Choosing by an unverified claim gives an
     attacker nothing: the chosen provider then verifies the token against its
     own keys (or verify endpoint) and checks ``iss`` exactly."""
+    providers = _providers()
+    if not providers:
+        return google  # nothing to choose from: no second parse of the token
     iss = parse(token).payload.get("iss")
     if isinstance(iss, str) and iss not in GOOGLE_ISSUERS:
-        for provider in _providers().values():
+        for provider in providers.values():
             if iss in provider.issuers:
                 return provider
     return google

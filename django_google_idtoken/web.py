@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from .keys import url_allowed
+from .transport import url_allowed
 
 #: Google Identity Services' client library (the button and One Tap).
 GIS_CLIENT_URL = "https://accounts.google.com/gsi/client"

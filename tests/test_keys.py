@@ -38,7 +38,6 @@ from django_google_idtoken.keys import (
     get_store,
     reset_stores,
     ttl_from_headers,
-    url_allowed,
 )
 from django_google_idtoken.providers import google
 from django_google_idtoken.testing import (
@@ -48,6 +47,7 @@ from django_google_idtoken.testing import (
     pem_certificate,
     public_jwk,
 )
+from django_google_idtoken.transport import url_allowed
 from tests.conftest import CLIENT_ID
 from tests.keyserver_helpers import (
     RawServer,

@@ -2,7 +2,7 @@
 clients that do not keep cookies.
 
 Each kind lives in an optional app, imported only when chosen: the system
-check ``django_google_idtoken.E006`` reports a choice whose app is missing.
+check ``django_google_idtoken.E011`` reports a choice whose app is missing.
 """
 
 from __future__ import annotations

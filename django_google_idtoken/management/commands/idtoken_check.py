@@ -66,13 +66,8 @@ class Command(BaseCommand):
             claims = provider.verify(token)
             check_unused(claims)
         except Refused as refusal:
-            # The refusal's context holds only the token's kid/iss/aud (never
-            # the token); repr() keeps any control characters in them inert.
-            context = " ".join(
-                f"{name}={value!r}"
-                for name, value in sorted(refusal.context.items())
-                if value is not None
-            )
+            # The refusal's context holds only the token's kid/iss/aud, never the token.
+            context = refusal.context_text()
             message = f"refused: {refusal.code}: {refusal.detail}"
             raise CommandError(f"{message} ({context})" if context else message) from None
 
