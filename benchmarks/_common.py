@@ -275,7 +275,7 @@ def populate(first: int, last: int, alias: str = "default") -> None:
     from django.db import connections
     from django.utils import timezone
 
-    from django_google_idtoken.models import LinkedAccount
+    from django_google_idtoken.models import LinkedAccount, ProvisionedUser
 
     connection = connections[alias]
     user_table = "auth_user"
@@ -305,10 +305,16 @@ def populate(first: int, last: int, alias: str = "default") -> None:
         )
         cursor.execute(
             f"INSERT INTO {account_table} (user_id, provider, sub, email, email_verified, "
-            "hosted_domain, name, picture, created_at, last_signed_in_at) "
-            "SELECT id, 'google', username, email, %s, '', %s, %s, %s, %s "
+            "verified_email, hosted_domain, name, picture, created_at, last_signed_in_at) "
+            "SELECT id, 'google', username, email, %s, email, '', %s, %s, %s, %s "
             f"FROM {user_table} WHERE username >= %s AND username <= %s",
             [True, NAME, PICTURE, joined, last_seen, sub_for(first), sub_for(last)],
+        )
+        # Users the package created (their Gmail addresses are verified above).
+        cursor.execute(
+            f"INSERT INTO {ProvisionedUser._meta.db_table} (user_id, created_at) "
+            f"SELECT id, %s FROM {user_table} WHERE username >= %s AND username <= %s",
+            [joined, sub_for(first), sub_for(last)],
         )
         if connection.vendor == "postgresql":
             cursor.execute(f"ANALYZE {user_table}")

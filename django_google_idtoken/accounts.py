@@ -2,7 +2,8 @@
 linked accounts.
 
 Users are found by (provider, sub), never by email; an email links to an
-existing user only where the provider is an authority on it. Every write
+existing user, or refuses a sign-in as already in use, only where it is
+trusted (see :mod:`.emails`). Every write
 happens in one transaction, and the unique constraint on (provider, sub)
 settles races.
 """
@@ -22,12 +23,11 @@ from django.utils import timezone
 
 from .claims import Claims
 from .conf import conf
+from .emails import local_checks_enabled, local_email_verified, normalize, trusted_address
 from .errors import Refused
-from .models import LinkedAccount
-from .providers import get_provider
+from .models import LinkedAccount, ProvisionedUser
 from .signals import account_created, account_linked, account_unlinked
 
-_SNAPSHOT_FIELDS = ("email", "email_verified", "hosted_domain", "name", "picture")
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
 
 
@@ -76,6 +76,7 @@ def _snapshot(claims: Claims) -> dict[str, Any]:
     return {
         "email": claims.email,
         "email_verified": claims.email_verified,
+        "verified_email": trusted_address(claims),
         "hosted_domain": claims.hosted_domain,
         "name": claims.name,
         "picture": claims.picture,
@@ -86,9 +87,10 @@ def _save_snapshot(account: LinkedAccount, claims: Claims, *, signed_in: bool) -
     """Write the fields of the profile snapshot that changed, and with
     ``signed_in`` the time of this sign-in (always). API requests and links
     are not sign-ins: with nothing changed they write nothing."""
-    changed = [name for name, value in _snapshot(claims).items() if getattr(account, name) != value]
+    snapshot = _snapshot(claims)
+    changed = [name for name, value in snapshot.items() if getattr(account, name) != value]
     for name in changed:
-        setattr(account, name, getattr(claims, name))
+        setattr(account, name, snapshot[name])
     if signed_in:
         account.last_signed_in_at = timezone.now()
         changed.append("last_signed_in_at")
@@ -96,37 +98,63 @@ def _save_snapshot(account: LinkedAccount, claims: Claims, *, signed_in: bool) -
         account.save(update_fields=changed)
 
 
-def _users_with_email(email: str) -> list[Any]:
-    if not email:
-        return []
+def _owners(address: str, email: str) -> list[Any]:
+    """The users who own the trusted ``address`` (normalised ``email``): those
+    with a linked account whose provider is authoritative for it, and local
+    users whose own address the project vouches for (LOCAL_EMAIL_VERIFIED).
+
+    An address nobody verified appears in neither: it can neither pull an
+    account into a user nor stop anyone from signing in."""
     user_model = get_user_model()
+    # Indexed: the cost of a first sign-in does not grow with the tables.
+    user_ids = set(
+        LinkedAccount.objects.filter(verified_email=address)
+        .values_list("user_id", flat=True)
+        .distinct()[:2]
+    )
     email_field = user_model.get_email_field_name()
-    if not _has_field(user_model, email_field):
+    if local_checks_enabled() and _has_field(user_model, email_field):
+        # iexact (UPPER() on PostgreSQL) finds a superset of the ASCII-only
+        # matches; the exact rule is applied to each candidate below. Users
+        # this package created never count through User.email: it may hold an
+        # address copied from an unverified token before trust was recorded.
+        candidates = (
+            user_model._default_manager.filter(**{f"{email_field}__iexact": email})
+            .exclude(pk__in=ProvisionedUser.objects.values("user_id"))
+            .order_by("pk")[:20]
+        )
+        for user in candidates:
+            if normalize(getattr(user, email_field) or "") == address and local_email_verified(
+                user
+            ):
+                user_ids.add(user.pk)
+    if not user_ids:
         return []
-    return list(user_model._default_manager.filter(**{f"{email_field}__iexact": email})[:2])
+    return list(user_model._default_manager.filter(pk__in=user_ids).order_by("pk"))
 
 
 def _first_sign_in(claims: Claims, request: HttpRequest | None) -> SignInResult:
-    existing = _users_with_email(claims.email)
-    if existing and LinkedAccount.objects.filter(provider=claims.provider, sub=claims.sub).exists():
-        # A racing first sign-in for this same sub committed its new user
-        # (with this email) after our lookup: that user is this account's.
-        return _winner(claims)
-    if existing:
-        # Someone may own a provider account whose email equals a local
-        # user's address without owning the local account (an unverified
-        # address, or a non-Google domain Google merely saw verified once).
-        # Taking the account over by email needs LINK_BY_EMAIL and the
-        # provider's authority over the address: Google's for Gmail and
-        # Workspace, an OIDC issuer's only with TRUST_EMAIL, now.gg's never
-        # (it documents no email_verified at all).
-        authoritative = get_provider(claims.provider).email_is_authoritative(claims)
-        if not (conf.LINK_BY_EMAIL and authoritative) or len(existing) > 1:
+    # Only an address the provider is authoritative for may link this account
+    # to an existing user or refuse it as "in use": anything else is text the
+    # account's creator chose, and trusting it would let an attacker who signs
+    # in first with the victim's address (now.gg, an unverified Google
+    # address, an OpenID Connect issuer that does not vouch for emails) either
+    # receive the victim's account later or lock the victim out.
+    address = trusted_address(claims)
+    owners = _owners(address, claims.email) if address else []
+    if owners:
+        if LinkedAccount.objects.filter(provider=claims.provider, sub=claims.sub).exists():
+            # A racing first sign-in for this same sub committed its new user
+            # (with this address) after our lookup: that user is this account's.
+            return _winner(claims)
+        # Taking an existing user over by email needs LINK_BY_EMAIL and one
+        # owner: of two users with the address, which one would it be?
+        if not conf.LINK_BY_EMAIL or len(owners) > 1:
             raise Refused("email_in_use")
-        return _link(existing[0], claims, request)
+        return _link(owners[0], claims, request)
     if not conf.CREATE_USERS:
         raise Refused("signup_disabled")
-    return _create(claims, request)
+    return _create(claims, request, address)
 
 
 def _create_link(user: Any, claims: Claims, request: HttpRequest | None) -> LinkedAccount:
@@ -152,11 +180,12 @@ def _link(user: Any, claims: Claims, request: HttpRequest | None) -> SignInResul
     return SignInResult(user=user, account=account, created=False)
 
 
-def _create(claims: Claims, request: HttpRequest | None) -> SignInResult:
+def _create(claims: Claims, request: HttpRequest | None, address: str) -> SignInResult:
     for attempt in range(3):
         try:
             with transaction.atomic():
-                user = _new_user(claims, randomize=attempt > 0)
+                user = _new_user(claims, address, randomize=attempt > 0)
+                ProvisionedUser.objects.create(user=user)
                 account = LinkedAccount.objects.create(
                     user=user, provider=claims.provider, sub=claims.sub, **_snapshot(claims)
                 )
@@ -170,9 +199,16 @@ def _create(claims: Claims, request: HttpRequest | None) -> SignInResult:
             # email (for email-as-username models) in the meantime.
             if LinkedAccount.objects.filter(provider=claims.provider, sub=claims.sub).exists():
                 return _winner(claims)
-            if _users_with_email(claims.email):
+            if _email_taken(claims.email):
                 raise Refused("email_in_use") from None
     raise Refused("signup_disabled", "A unique username could not be chosen; try again.")
+
+
+def _email_taken(email: str) -> bool:
+    """Whether a user holds exactly ``email`` (what a unique email column refuses)."""
+    user_model = get_user_model()
+    email_field = user_model.get_email_field_name()
+    return bool(email) and user_model._default_manager.filter(**{email_field: email}).exists()
 
 
 def _winner(claims: Claims) -> SignInResult:
@@ -191,11 +227,14 @@ def _has_field(model: Any, name: str) -> bool:
     return True
 
 
-def _new_user(claims: Claims, *, randomize: bool) -> Any:
+def _new_user(claims: Claims, address: str, *, randomize: bool) -> Any:
     user_model = get_user_model()
     fields: dict[str, Any] = {}
     email_field = user_model.get_email_field_name()
-    if _has_field(user_model, email_field):
+    # User.email is where projects (and Django's password reset) look for the
+    # user's address: only a trusted one goes there. Any other stays in the
+    # linked account's snapshot, so it can never be read back as this user's.
+    if _has_field(user_model, email_field) and address:
         fields[email_field] = claims.email
     for name, value in (("first_name", claims.given_name), ("last_name", claims.family_name)):
         if _has_field(user_model, name):
@@ -206,6 +245,11 @@ def _new_user(claims: Claims, *, randomize: bool) -> Any:
         fields[username_field] = _username(user_model, claims, randomize=randomize)
     elif not claims.email:
         raise Refused("invalid_claims", "The ID token carries no email, which accounts here need.")
+    elif not address:
+        # The address would be the new user's username, unique: an account
+        # created with an address its provider does not vouch for would
+        # pre-claim it and lock out its real owner.
+        raise Refused("email_not_verified")
     user = user_model(**fields)
     # Signing in with Google needs no password; an unusable one keeps the
     # password login closed until the user sets one.

@@ -20,6 +20,9 @@ _SNAPSHOT_READONLY = (
     "sub",
     "email",
     "email_verified",
+    # Whether the provider vouches for the address: editing it would let a
+    # staff user hand this account's user someone else's address.
+    "verified_email",
     "hosted_domain",
     "name",
     "picture",

@@ -9,7 +9,8 @@ not https and not loopback; E009 WEB_CLIENT_ID is not one of CLIENT_IDS; E010
 LOGIN_URI is not an absolute https URL (or http on a loopback host); E011
 SIGNIN_TOKEN names an app that is not installed; W001 an unknown key in
 GOOGLE_IDTOKEN (most likely a typo); W002 sign-in hands back no credential
-at all.
+at all; E012 LOCAL_EMAIL_VERIFIED names no importable callable; W003
+LINK_BY_EMAIL is on without LOCAL_EMAIL_VERIFIED.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, SETTING_NAME, raw_settings, type_error
 from .providers import provider_problems
@@ -99,7 +101,46 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         )
     errors.extend(check_web_sign_in(raw, bad_types))
     errors.extend(_check_signin_credential(raw, bad_types))
+    errors.extend(_check_email_trust(raw, bad_types))
     return errors
+
+
+def _check_email_trust(raw: dict[str, Any], bad_types: set[str]) -> list[Any]:
+    """E012 LOCAL_EMAIL_VERIFIED does not name a callable; W003 LINK_BY_EMAIL
+    trusts local users' addresses without asking the project."""
+    path = raw.get("LOCAL_EMAIL_VERIFIED")
+    if "LOCAL_EMAIL_VERIFIED" in bad_types:
+        return []
+    if path is not None:
+        try:
+            target = import_string(path)
+        except ImportError as err:
+            problem: str | None = f"cannot be imported ({err})"
+        else:
+            problem = None if callable(target) else "is not callable"
+        if problem:
+            return [
+                Error(
+                    f"{SETTING_NAME}['LOCAL_EMAIL_VERIFIED'] = {path!r} {problem}.",
+                    hint="Give the dotted path of a function that takes a user and returns "
+                    "True if the project has verified that user's email address.",
+                    id="django_google_idtoken.E012",
+                )
+            ]
+        return []
+    if raw.get("LINK_BY_EMAIL") is True:
+        return [
+            Warning(
+                f"{SETTING_NAME}['LINK_BY_EMAIL'] is on and LOCAL_EMAIL_VERIFIED is not set: "
+                "every local user's email address counts as verified.",
+                hint="If anyone can sign up here with an address they do not own, an attacker "
+                "can register a victim's address first and receive the victim's Google account "
+                "when it links by email (pre-account takeover). Set LOCAL_EMAIL_VERIFIED to a "
+                "function that says whether a user's address was verified.",
+                id="django_google_idtoken.W003",
+            )
+        ]
+    return []
 
 
 def check_web_sign_in(raw: dict[str, Any], bad_types: set[str]) -> list[Any]:

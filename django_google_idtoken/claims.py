@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .emails import normalize
 from .errors import Refused
 
 #: Claims that are times must be integers in this range (RFC 7519 NumericDate;
@@ -112,7 +113,8 @@ def check_claims(
         raise Refused("invalid_claims", "The ID token's 'sub' claim is missing or invalid.")
 
     hd = payload.get("hd")
-    hosted_domain = hd.lower() if isinstance(hd, str) else ""
+    # ASCII case only (see emails.normalize): "K" must not become "k".
+    hosted_domain = normalize(hd) if isinstance(hd, str) else ""
     # Workspace restriction: only the hd claim counts. The email's domain is
     # not proof: a consumer account can carry any address as its email.
     if hosted_domains and hosted_domain not in hosted_domains:

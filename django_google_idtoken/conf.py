@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "LEEWAY": 60,
     "CREATE_USERS": True,
     "LINK_BY_EMAIL": False,
+    "LOCAL_EMAIL_VERIFIED": None,
     "HTTP_TIMEOUT": 5,
     "KEYS_CACHE": "default",
     "KEYS_MAX_STALE": 6 * 3600,
@@ -52,6 +53,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "LEEWAY": (int, float),
     "CREATE_USERS": (bool,),
     "LINK_BY_EMAIL": (bool,),
+    "LOCAL_EMAIL_VERIFIED": (str, type(None)),
     "HTTP_TIMEOUT": (int, float),
     "KEYS_CACHE": (str,),
     "KEYS_MAX_STALE": (int, float),
@@ -115,8 +117,10 @@ class _Invalid:
 
 def _normalize(name: str, value: Any) -> Any:
     if name == "HOSTED_DOMAINS":
-        # Domain names compare case-insensitively.
-        return tuple(domain.lower() for domain in value)
+        # Domain names compare case-insensitively, as every address here does.
+        from .emails import normalize  # emails reads conf: import it late
+
+        return tuple(normalize(domain) for domain in value)
     if isinstance(value, dict):
         # A copy: a new object whenever the settings change, which is what
         # providers.get_provider keys its registry on.
@@ -194,6 +198,11 @@ class Settings:
     @property
     def LINK_BY_EMAIL(self) -> bool:
         return bool(self._get("LINK_BY_EMAIL"))
+
+    @property
+    def LOCAL_EMAIL_VERIFIED(self) -> str | None:
+        """Dotted path of a callable ``(user) -> bool``: is a local user's address verified?"""
+        return self._get("LOCAL_EMAIL_VERIFIED")  # type: ignore[no-any-return]
 
     @property
     def HTTP_TIMEOUT(self) -> float:

@@ -34,7 +34,14 @@ REFUSALS: dict[str, tuple[int, str]] = {
     ),
     "email_in_use": (
         403,
-        "An account with this email address already exists; sign in to it and link this one there.",
+        "Another account here already has this verified email address. Sign in to it the way "
+        "you did before (its password or the other sign-in provider), then link this account "
+        "to it there; or ask this site's administrators for help.",
+    ),
+    "email_not_verified": (
+        403,
+        "Accounts here need an email address that your sign-in provider has verified, and it "
+        "has not verified this one. Sign in with a provider that vouches for your address.",
     ),
     "keys_unavailable": (
         503,

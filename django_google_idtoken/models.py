@@ -26,6 +26,13 @@ class LinkedAccount(models.Model):
     sub = models.CharField(_("subject (sub)"), max_length=255)
     email = models.EmailField(_("email"), max_length=254, blank=True, db_index=True)
     email_verified = models.BooleanField(_("email verified"), default=False)
+    #: The snapshot's email, normalised (emails.normalize), if the provider is
+    #: authoritative for it, else "". Only these addresses (and local users'
+    #: the project vouches for) ever link an account or refuse a sign-in with
+    #: email_in_use; the index keeps that lookup flat as the tables grow.
+    verified_email = models.CharField(
+        _("verified email"), max_length=254, blank=True, default="", db_index=True
+    )
     hosted_domain = models.CharField(_("hosted domain"), max_length=255, blank=True)
     name = models.CharField(_("name"), max_length=255, blank=True)
     picture = models.URLField(_("picture"), max_length=2048, blank=True)
@@ -46,3 +53,31 @@ class LinkedAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.email or self.sub}"
+
+
+class ProvisionedUser(models.Model):
+    """A user this package created at a first sign-in.
+
+    Such a user's own ``User.email`` is never trusted, whatever the project's
+    ``LOCAL_EMAIL_VERIFIED`` says: only addresses an authoritative provider
+    verified (``LinkedAccount.verified_email``) count for it. Users created
+    before this record existed were all copied their token's email, verified
+    or not, which is why the migration marks every user that had a linked
+    account then.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("provisioned user")
+        verbose_name_plural = _("provisioned users")
+
+    def __str__(self) -> str:
+        return str(self.user_id)

@@ -27,6 +27,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .claims import Claims, check_claims
 from .conf import SETTING_NAME, conf
+from .emails import domain_of
 from .errors import KeysUnavailable, Refused
 from .jws import ParsedToken, check_header, parse, verify_signature
 from .keys import FAILURE_BACKOFF, RSA_ALGORITHMS, FetchError, fetch_document, get_store
@@ -58,7 +59,7 @@ def google_is_authoritative(claims: Claims) -> bool:
     that this Google account still owns it."""
     if not claims.email_verified or "@" not in claims.email:
         return False
-    domain = claims.email.rsplit("@", 1)[1].lower()
+    domain = domain_of(claims.email)
     return domain in GOOGLE_MAIL_DOMAINS or (
         bool(claims.hosted_domain) and domain == claims.hosted_domain
     )

@@ -18,7 +18,7 @@ from django.db import connection
 from django.dispatch import Signal
 
 from django_google_idtoken import accounts, providers
-from django_google_idtoken.models import LinkedAccount
+from django_google_idtoken.models import LinkedAccount, ProvisionedUser
 from django_google_idtoken.signals import account_created, account_linked
 
 from .helpers import SIGNIN, assert_refused, db_state, sign_in
@@ -201,8 +201,19 @@ def test_signup_disabled(client, issuer, key_server, settings):
 # -- a local user with the same email -------------------------------------------
 
 
-def test_email_in_use_without_link_by_email(client, issuer, key_server):
-    local_user("bob", "Bob@Gmail.com")  # the match is case-insensitive
+def test_local_email_counts_only_once_the_project_says_so(client, issuer, key_server, settings):
+    # Without LINK_BY_EMAIL or LOCAL_EMAIL_VERIFIED nothing says the local
+    # user's address was ever verified: it neither links nor blocks.
+    bob = local_user("bob", "Bob@Gmail.com")
+    response = sign_in(client, issuer.mint(sub="300", email="bob@gmail.com"))
+    assert response.status_code == 200, response.content
+    assert response.json()["created"] is True
+    assert response.json()["user"]["id"] != bob.pk
+
+
+def test_email_in_use_without_link_by_email(client, issuer, key_server, settings):
+    set_policy(settings, LOCAL_EMAIL_VERIFIED="tests.email_policy.always")
+    local_user("bob", "Bob@Gmail.com")  # the match is case-insensitive (ASCII)
     before = db_state()
 
     response = sign_in(client, issuer.mint(sub="300", email="bob@gmail.com"))
@@ -262,6 +273,8 @@ def test_link_by_email(client, issuer, key_server, settings, local_email, claims
         # Not verified: anyone can put any address on a Google account.
         ("dave@gmail.com", {"email": "dave@gmail.com", "email_verified": False}),
         ("dave@gmail.com", {"email": "dave@gmail.com", "email_verified": "true"}),
+        # The string "false" is truthy in Python.
+        ("dave@gmail.com", {"email": "dave@gmail.com", "email_verified": "false"}),
         # Google saw the address verified once, but does not run the domain.
         ("dave@company.com", {"email": "dave@company.com", "email_verified": True}),
         (
@@ -279,16 +292,22 @@ def test_link_by_email_needs_google_authority(
     client, issuer, key_server, settings, local_email, claims
 ):
     set_policy(settings, LINK_BY_EMAIL=True)
-    local_user("dave", local_email)
-    before = db_state()
+    dave = local_user("dave", local_email)
+    before_users = db_state()[0]
 
     with received(account_linked) as linked:
         response = sign_in(client, issuer.mint(sub="302", **claims))
 
-    assert_refused(response, 403, "email_in_use")
-    assert db_state() == before
+    # Neither the local user's account (no link) nor a lockout (no
+    # email_in_use): a user of its own, which does not get the address.
+    assert response.status_code == 200, response.content
+    assert response.json()["created"] is True
     assert linked == []
-    assert client.get(ME).status_code == 401
+    new_user = get_user_model().objects.get(pk=response.json()["user"]["id"])
+    assert new_user.pk != dave.pk
+    assert new_user.email == ""
+    assert LinkedAccount.objects.get().email == claims["email"]  # kept in the snapshot
+    assert db_state()[0][: len(before_users)] == before_users
 
 
 def test_link_by_email_with_two_local_users_of_that_email(client, issuer, key_server, settings):
@@ -327,7 +346,7 @@ def test_link_by_email_even_with_signup_disabled(client, issuer, key_server, set
 
 
 def test_email_in_use_beats_signup_disabled(client, issuer, key_server, settings):
-    set_policy(settings, CREATE_USERS=False)
+    set_policy(settings, CREATE_USERS=False, LOCAL_EMAIL_VERIFIED="tests.email_policy.always")
     local_user("hank", "hank@gmail.com")
     before = db_state()
     assert_refused(
@@ -429,12 +448,8 @@ def is_username_check(sql: str) -> bool:
 
 
 def is_email_check(sql: str) -> bool:
-    return (
-        sql.lstrip().upper().startswith("SELECT")
-        and get_user_model()._meta.db_table in sql
-        and LinkedAccount._meta.db_table not in sql  # not the account lookup's join
-        and '"email"' in sql
-    )
+    # Who owns the token's verified address: the indexed lookup among linked accounts.
+    return sql.lstrip().upper().startswith("SELECT") and '"verified_email" =' in sql
 
 
 def winner_signs_up(sub: str, email: str, username: str) -> Callable[[], None]:
@@ -445,7 +460,10 @@ def winner_signs_up(sub: str, email: str, username: str) -> Callable[[], None]:
         user = get_user_model().objects.create_user(username, email)
         user.set_unusable_password()
         user.save()
-        LinkedAccount.objects.create(user=user, provider="google", sub=sub, email=email)
+        ProvisionedUser.objects.create(user=user)
+        LinkedAccount.objects.create(
+            user=user, provider="google", sub=sub, email=email, verified_email=email
+        )
 
     return write
 

@@ -45,6 +45,7 @@ def test_full_configuration_has_no_messages(settings: Any) -> None:
         LEEWAY=30.5,
         CREATE_USERS=False,
         LINK_BY_EMAIL=True,
+        LOCAL_EMAIL_VERIFIED="tests.email_policy.verified",
         HTTP_TIMEOUT=2,
         KEYS_CACHE="default",
         KEYS_MAX_STALE=0,
@@ -304,3 +305,36 @@ def test_w002_no_session_and_no_token(settings: Any) -> None:
     assert our_messages()[0].level == checks.WARNING
     configure(settings, SIGNIN_SESSION=False, SIGNIN_TOKEN="simplejwt")
     assert our_ids() == []
+
+
+def test_w003_link_by_email_without_local_email_verified(settings: Any) -> None:
+    configure(settings, LINK_BY_EMAIL=True)
+    assert our_ids() == ["W003"]
+    [warning] = [m for m in check_settings() if m.id.endswith("W003")]
+    assert "pre-account takeover" in warning.hint
+
+
+def test_w003_not_without_link_by_email_or_with_the_callable(settings: Any) -> None:
+    configure(settings, LINK_BY_EMAIL=False)
+    assert our_ids() == []
+    configure(settings, LINK_BY_EMAIL=True, LOCAL_EMAIL_VERIFIED="tests.email_policy.verified")
+    assert our_ids() == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tests.email_policy.missing",
+        "tests.no_such_module.verified",
+        "",
+        "tests.email_policy.NOT_CALLABLE",
+    ],
+)
+def test_e012_local_email_verified_not_a_callable(settings: Any, path: str) -> None:
+    configure(settings, LOCAL_EMAIL_VERIFIED=path)
+    assert our_ids() == ["E012"]
+
+
+def test_e004_local_email_verified_of_wrong_type(settings: Any) -> None:
+    configure(settings, LOCAL_EMAIL_VERIFIED=print)
+    assert our_ids() == ["E004"]

@@ -74,17 +74,17 @@ def test_check_prints_the_verified_claims(issuer, key_server):
 
 
 def test_check_names_the_linked_user(client, issuer, key_server):
-    assert sign_in(client, issuer.mint(sub="9101", email="grace@example.com")).status_code == 200
+    assert sign_in(client, issuer.mint(sub="9101", email="grace@gmail.com")).status_code == 200
     user = LinkedAccount.objects.get(sub="9101").user
     out, _ = run("idtoken_check", issuer.mint(sub="9101", email="new@example.com"))
     assert json.loads(out)["linked_user"] == {
         "id": user.pk,
         "username": user.get_username(),
-        "email": "grace@example.com",
+        "email": "grace@gmail.com",
         "is_active": True,
     }
     # The snapshot is not updated by a check either.
-    assert LinkedAccount.objects.get(sub="9101").email == "grace@example.com"
+    assert LinkedAccount.objects.get(sub="9101").email == "grace@gmail.com"
 
 
 def test_check_reads_the_token_from_stdin(issuer, key_server):

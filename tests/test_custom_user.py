@@ -21,8 +21,10 @@ from django.core.management import call_command
 from django.db import connection
 
 from django_google_idtoken.models import LinkedAccount
+from django_google_idtoken.testing import FakeIssuer
 
 from .helpers import assert_refused, db_state, run_pytest_under_email_user, sign_in
+from .test_nowgg import NOWGG_CLIENT_ID, VerifyTokenAPI, nowgg_token
 
 EMAIL_USER_MODEL = "emailuser.EmailUser"
 UNDER_EMAIL_USER = django_settings.AUTH_USER_MODEL == EMAIL_USER_MODEL
@@ -144,7 +146,11 @@ def test_returning_sign_in(client, issuer, key_server):
 
 
 @case
-def test_email_in_use(client, issuer, key_server):
+def test_email_in_use(client, issuer, key_server, settings):
+    settings.GOOGLE_IDTOKEN = {
+        **settings.GOOGLE_IDTOKEN,
+        "LOCAL_EMAIL_VERIFIED": "tests.email_policy.always",
+    }
     get_user_model().objects.create_user("Carol@Gmail.com", "local-password")
     before = db_state()
 
@@ -187,12 +193,7 @@ def test_email_taken_while_signing_up(client, issuer, key_server):
     user_model = get_user_model()
 
     def is_email_check(sql: str) -> bool:
-        return (
-            sql.lstrip().upper().startswith("SELECT")
-            and user_model._meta.db_table in sql
-            # Not the account lookup, which joins the user table.
-            and LinkedAccount._meta.db_table not in sql
-        )
+        return sql.lstrip().upper().startswith("SELECT") and '"verified_email" =' in sql
 
     def someone_registers() -> None:
         user_model.objects.create_user("erin@gmail.com", "local-password")
@@ -203,6 +204,53 @@ def test_email_taken_while_signing_up(client, issuer, key_server):
     assert_refused(response, 403, "email_in_use")
     assert user_model.objects.count() == 1
     assert LinkedAccount.objects.count() == 0
+
+
+@case
+def test_an_unverified_address_cannot_become_a_username(client, issuer, key_server):
+    # The address is this model's unique username: a user created with an
+    # address nobody verified would pre-claim it, and its real owner could
+    # never sign up. Refused, and nothing written.
+    before = db_state()
+    for claims in (
+        {"email_verified": False},
+        {"email_verified": True},  # a domain Google does not run
+    ):
+        email = "ceo@gmail.com" if claims["email_verified"] is False else "ceo@company.example"
+        response = sign_in(client, issuer.mint(sub="squat", email=email, **claims))
+        assert_refused(response, 403, "email_not_verified")
+        assert db_state() == before
+
+    owner = sign_in(client, issuer.mint(sub="owner", email="ceo@gmail.com"))
+    assert owner.status_code == 200, owner.content
+    assert owner.json()["created"] is True
+    assert owner.json()["user"]["username"] == "ceo@gmail.com"
+
+
+@case
+def test_now_gg_first_does_not_pre_claim_the_address(client, issuer, key_server, settings):
+    nowgg_issuer = FakeIssuer(client_id=NOWGG_CLIENT_ID, issuer="https://now.gg")
+    api = VerifyTokenAPI(nowgg_issuer)
+    try:
+        settings.GOOGLE_IDTOKEN = {
+            **settings.GOOGLE_IDTOKEN,
+            "LINK_BY_EMAIL": True,
+            "PROVIDERS": {"nowgg": {"CLIENT_IDS": [NOWGG_CLIENT_ID], "VERIFY_URL": api.url}},
+        }
+        before = db_state()
+        attacker = client.post(
+            "/auth/google/signin/nowgg/",
+            {"id_token": nowgg_token(nowgg_issuer, email="victim@gmail.com")},
+            content_type="application/json",
+        )
+        assert_refused(attacker, 403, "email_not_verified")
+        assert db_state() == before
+    finally:
+        api.close()
+
+    victim = sign_in(client, issuer.mint(sub="victim", email="victim@gmail.com"))
+    assert victim.status_code == 200, victim.content
+    assert victim.json()["created"] is True
 
 
 @case

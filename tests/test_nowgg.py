@@ -435,14 +435,18 @@ def test_replay_protection_counts_now_gg_tokens_one_by_one(client, api, nowgg_is
 
 def test_now_gg_email_never_links_to_an_existing_user(client, api, nowgg_issuer, settings):
     settings.GOOGLE_IDTOKEN = {**settings.GOOGLE_IDTOKEN, "LINK_BY_EMAIL": True}
-    get_user_model().objects.create_user("ada", email="ada@gmail.com")
-    before = db_state()
+    ada = get_user_model().objects.create_user("ada", email="ada@gmail.com")
     # Even a decodedData that claims email_verified (now.gg documents none)
-    # does not make now.gg an authority on a Gmail address.
+    # does not make now.gg an authority on a Gmail address: the player gets a
+    # user of their own, without the address, and Ada keeps hers.
     api.respond = lambda posted: success({**_decoded(nowgg_issuer, posted), "email_verified": True})
-    token = nowgg_token(nowgg_issuer, email="ada@gmail.com")
-    assert_refused(post(client, token), 403, "email_in_use")
-    assert db_state() == before
+    response = post(client, nowgg_token(nowgg_issuer, email="ada@gmail.com"))
+    assert response.status_code == 200, response.content
+    assert response.json()["created"] is True
+    player = get_user_model().objects.get(pk=response.json()["user"]["id"])
+    assert player.pk != ada.pk
+    assert player.email == ""
+    assert not LinkedAccount.objects.filter(user=ada).exists()
 
 
 def test_sub_is_unique_per_provider_only(client, api, nowgg_issuer, issuer):

@@ -269,15 +269,19 @@ def test_oidc_email_links_only_with_trust_email(client, apple, apple_server, key
     user = get_user_model().objects.create_user("ada", email="ada@example.com")
     settings.GOOGLE_IDTOKEN = {**settings.GOOGLE_IDTOKEN, "LINK_BY_EMAIL": True}
     configure(settings, JWKS_URL=apple_server.base_url + "/jwks")
-    before = db_state()
-    assert_refused(post(client, apple_token(apple, email="ada@example.com")), 403, "email_in_use")
-    assert db_state() == before
+    # Without TRUST_EMAIL the issuer's address neither links nor blocks.
+    response = post(Client(), apple_token(apple, sub="a1", email="ada@example.com"))
+    assert response.status_code == 200, response.content
+    assert response.json()["created"] is True
+    assert response.json()["user"]["id"] != user.pk
 
     configure(settings, JWKS_URL=apple_server.base_url + "/jwks", TRUST_EMAIL=True)
-    # Unverified: still refused.
-    unverified = apple_token(apple, email="ada@example.com", email_verified="false")
-    assert_refused(post(client, unverified), 403, "email_in_use")
-    response = post(client, apple_token(apple, email="ada@example.com"))
+    # Unverified: still not Ada's.
+    unverified = apple_token(apple, sub="a2", email="ada@example.com", email_verified="false")
+    response = post(Client(), unverified)
+    assert response.json()["created"] is True
+    assert response.json()["user"]["id"] != user.pk
+    response = post(client, apple_token(apple, sub="a3", email="ada@example.com"))
     assert response.status_code == 200, response.content
     assert response.json()["user"]["id"] == user.pk
 

@@ -163,6 +163,7 @@ def test_signin_refusals(schema: dict[str, Any]) -> None:
             "user_inactive",
             "signup_disabled",
             "email_in_use",
+            "email_not_verified",
         },
         404: {"unknown_provider"},
         415: {"unsupported_media_type"},

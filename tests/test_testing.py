@@ -51,12 +51,12 @@ def refusal_code(token: str) -> str:
 
 def test_fake_google_signs_in_through_the_real_view_without_network(client, fake_google):
     with network_calls() as calls:
-        response = sign_in(client, fake_google.mint(sub="7001", email="ada@example.com"))
+        response = sign_in(client, fake_google.mint(sub="7001", email="ada@gmail.com"))
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["created"] is True
     assert body["account"]["sub"] == "7001"
-    assert body["user"]["email"] == "ada@example.com"
+    assert body["user"]["email"] == "ada@gmail.com"
     assert not [event for event, _ in calls if event in CONNECTS]
 
 

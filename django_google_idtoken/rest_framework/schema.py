@@ -59,6 +59,7 @@ SIGNIN_CODES: Codes = {
         "user_inactive",
         "signup_disabled",
         "email_in_use",
+        "email_not_verified",
     ),
     # signin/<provider>/: a name not in PROVIDERS, and now.gg's Verify Token API.
     404: ("unknown_provider",),
@@ -69,7 +70,7 @@ SIGNIN_CODES: Codes = {
 
 #: Endpoints for a signed-in user: a session, or a Bearer ID token (refused
 #: with 401 for any reason but unavailable keys; 400 for a malformed header).
-#: signup_disabled and email_in_use only with BEARER_CREATE_USERS.
+#: signup_disabled, email_in_use and email_not_verified only with BEARER_CREATE_USERS.
 USER_CODES: Codes = {
     400: ("missing_token",),
     401: (
@@ -80,6 +81,7 @@ USER_CODES: Codes = {
         "hosted_domain_not_allowed",
         "signup_disabled",
         "email_in_use",
+        "email_not_verified",
     ),
     # A Bearer token of now.gg's, while its Verify Token API cannot answer.
     502: ("provider_error",),

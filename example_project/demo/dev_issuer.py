@@ -32,6 +32,9 @@ from django_google_idtoken.testing import FakeIssuer
 DEMO_ACCOUNT: dict[str, Any] = {
     "sub": "100000000000000000001",
     "email": "demo@example.com",
+    # A Workspace account of example.com: Google is authoritative for the
+    # address, so the new user gets it as User.email.
+    "hd": "example.com",
     "email_verified": True,
     "name": "Demo User",
     "given_name": "Demo",
