@@ -10,6 +10,7 @@ settles races.
 
 from __future__ import annotations
 
+import datetime
 import re
 import secrets
 from dataclasses import dataclass
@@ -84,16 +85,22 @@ def _snapshot(claims: Claims) -> dict[str, Any]:
 
 
 def _save_snapshot(account: LinkedAccount, claims: Claims, *, signed_in: bool) -> None:
-    """Write the fields of the profile snapshot that changed, and with
-    ``signed_in`` the time of this sign-in (always). API requests and links
-    are not sign-ins: with nothing changed they write nothing."""
+    """Write the fields of the profile snapshot that changed. With
+    ``signed_in``, also record the time of this sign-in, but only when the
+    recorded one is older than ``LAST_SIGNIN_INTERVAL`` or the snapshot
+    changed anyway: a returning user's sign-in then costs no write at all.
+    API requests and links are not sign-ins: with nothing changed they write
+    nothing."""
     snapshot = _snapshot(claims)
     changed = [name for name, value in snapshot.items() if getattr(account, name) != value]
     for name in changed:
         setattr(account, name, snapshot[name])
     if signed_in:
-        account.last_signed_in_at = timezone.now()
-        changed.append("last_signed_in_at")
+        now = timezone.now()
+        interval = datetime.timedelta(seconds=conf.LAST_SIGNIN_INTERVAL)
+        if changed or account.last_signed_in_at <= now - interval:
+            account.last_signed_in_at = now
+            changed.append("last_signed_in_at")
     if changed:
         account.save(update_fields=changed)
 

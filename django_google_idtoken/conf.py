@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "KEYS_MAX_STALE": 6 * 3600,
     "KEYS_REFETCH_COOLDOWN": 60,
     "REPLAY_PROTECTION": False,
+    "LAST_SIGNIN_INTERVAL": 300,
     "PROVIDERS": {},
     # Sign in with Google on web pages (the google_sign_in template tag).
     "WEB_CLIENT_ID": "",
@@ -59,6 +60,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "KEYS_MAX_STALE": (int, float),
     "KEYS_REFETCH_COOLDOWN": (int, float),
     "REPLAY_PROTECTION": (bool,),
+    "LAST_SIGNIN_INTERVAL": (int, float),
     "PROVIDERS": (dict,),
     "WEB_CLIENT_ID": (str,),
     "UX_MODE": (str,),
@@ -223,6 +225,10 @@ class Settings:
     @property
     def REPLAY_PROTECTION(self) -> bool:
         return bool(self._get("REPLAY_PROTECTION"))
+
+    @property
+    def LAST_SIGNIN_INTERVAL(self) -> float:
+        return float(self._get("LAST_SIGNIN_INTERVAL"))
 
     @property
     def PROVIDERS(self) -> dict[str, Any]:

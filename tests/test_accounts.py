@@ -571,3 +571,61 @@ def test_simultaneous_first_sign_ins_end_in_one_user(issuer, key_server):
         assert LinkedAccount.objects.filter(sub=claims.sub).count() == 1
     assert get_user_model().objects.count() == rounds
     assert LinkedAccount.objects.count() == rounds
+
+
+# -- recording sign-ins (LAST_SIGNIN_INTERVAL) ---------------------------------
+
+
+def account_updates(queries: Any) -> list[str]:
+    table = LinkedAccount._meta.db_table
+    return [q["sql"] for q in queries if q["sql"].startswith("UPDATE") and table in q["sql"]]
+
+
+def test_a_returning_sign_in_within_the_interval_writes_nothing(client, issuer, key_server):
+    from django.test.utils import CaptureQueriesContext
+
+    sign_in(client, issuer.mint(sub="800", email="ivy@gmail.com"))
+    recorded = LinkedAccount.objects.get().last_signed_in_at
+    client.logout()
+    with CaptureQueriesContext(connection) as queries:
+        response = sign_in(client, issuer.mint(sub="800", email="ivy@gmail.com"))
+    assert response.status_code == 200, response.content
+    assert account_updates(queries.captured_queries) == []
+    assert LinkedAccount.objects.get().last_signed_in_at == recorded
+
+
+def test_a_sign_in_after_the_interval_records_the_time(client, issuer, key_server, settings):
+    from django.test.utils import CaptureQueriesContext
+
+    set_policy(settings, LAST_SIGNIN_INTERVAL=600)
+    sign_in(client, issuer.mint(sub="801", email="jo@gmail.com"))
+    almost = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=590)
+    LinkedAccount.objects.update(last_signed_in_at=almost)
+    assert sign_in(client, issuer.mint(sub="801", email="jo@gmail.com")).status_code == 200
+    assert LinkedAccount.objects.get().last_signed_in_at == almost
+
+    LinkedAccount.objects.update(last_signed_in_at=LONG_AGO)
+    with CaptureQueriesContext(connection) as queries:
+        assert sign_in(client, issuer.mint(sub="801", email="jo@gmail.com")).status_code == 200
+    [update] = account_updates(queries.captured_queries)
+    assert "last_signed_in_at" in update
+    assert LinkedAccount.objects.get().last_signed_in_at > almost
+
+
+def test_a_changed_profile_records_the_sign_in_too(client, issuer, key_server):
+    sign_in(client, issuer.mint(sub="802", email="kim@gmail.com", name="Kim"))
+    recent = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=5)
+    LinkedAccount.objects.update(last_signed_in_at=recent)
+    assert sign_in(client, issuer.mint(sub="802", email="kim@gmail.com", name="Kim Lee"))
+    account = LinkedAccount.objects.get()
+    assert account.name == "Kim Lee"
+    assert account.last_signed_in_at > recent
+
+
+def test_interval_zero_records_every_sign_in(client, issuer, key_server, settings):
+    set_policy(settings, LAST_SIGNIN_INTERVAL=0)
+    sign_in(client, issuer.mint(sub="803", email="lu@gmail.com"))
+    recent = datetime.datetime.now(datetime.UTC) - datetime.timedelta(microseconds=1)
+    LinkedAccount.objects.update(last_signed_in_at=recent)
+    assert sign_in(client, issuer.mint(sub="803", email="lu@gmail.com")).status_code == 200
+    assert LinkedAccount.objects.get().last_signed_in_at > recent

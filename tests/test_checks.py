@@ -51,6 +51,7 @@ def test_full_configuration_has_no_messages(settings: Any) -> None:
         KEYS_MAX_STALE=0,
         KEYS_REFETCH_COOLDOWN=120,
         REPLAY_PROTECTION=True,
+        LAST_SIGNIN_INTERVAL=60,
         SIGNIN_SESSION=False,
         SIGNIN_TOKEN="authtoken",
         BEARER_CREATE_USERS=True,
