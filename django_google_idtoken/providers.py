@@ -360,6 +360,35 @@ def provider_problems(name: object, config: object) -> list[Problem]:
     return problems
 
 
+def issuer_problems(providers: Mapping[Any, Any]) -> list[Problem]:
+    """E020: providers whose tokens carry the same ``iss`` (Google's included).
+
+    ``Authorization: Bearer`` chooses the provider by the token's ``iss``
+    (:func:`provider_for_token`), so only one of them would ever be asked:
+    every token of the others would be refused ``wrong_audience``. Entries
+    with problems of their own are left to those.
+    """
+    from .nowgg import NOWGG_ISSUER
+
+    owners = dict.fromkeys(GOOGLE_ISSUERS, GOOGLE)
+    problems = []
+    for name, config in providers.items():
+        if provider_problems(name, config):
+            continue
+        kind = config.get("TYPE", "nowgg" if name == "nowgg" else None)
+        issuer = NOWGG_ISSUER if kind == "nowgg" else config["ISSUER"]
+        owner = owners.setdefault(issuer, name)
+        if owner != name:
+            problems.append(
+                Problem(
+                    "E020",
+                    f"{_where(name)}: its tokens' issuer {issuer!r} is also provider "
+                    f"{owner!r}'s, so Bearer authentication would never reach it.",
+                )
+            )
+    return problems
+
+
 def build_provider(name: str, config: Mapping[str, Any]) -> Provider:
     """The provider an entry of ``PROVIDERS`` describes (already checked)."""
     kind = config.get("TYPE", "nowgg" if name == "nowgg" else None)
@@ -405,6 +434,9 @@ def _providers() -> dict[str, Provider]:
             if problems:
                 raise ImproperlyConfigured(problems[0].message)
             providers[name] = build_provider(name, config)
+        clashes = issuer_problems(raw)
+        if clashes:
+            raise ImproperlyConfigured(clashes[0].message)
         _Registry.providers = providers
         _Registry.source = raw
         return providers
