@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import Refused
 
@@ -58,6 +60,29 @@ def _optional_str(payload: Mapping[str, Any], name: str, limit: int = 2048) -> s
     if isinstance(value, str) and len(value) <= limit:
         return value
     return ""
+
+
+#: What a URL may be made of (RFC 3986: unreserved, reserved and "%"):
+#: no spaces, control characters, quotes, angle brackets or backslashes.
+_URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+
+
+def _https_url(payload: Mapping[str, Any], name: str, limit: int = 2048) -> str:
+    """The claim if it is an absolute https URL with a host, else "".
+
+    A profile picture ends up in projects' templates as an ``href`` or
+    ``src``: a ``javascript:`` or ``data:`` URL there runs script or shows
+    content the project never chose. Anything but https is dropped.
+    """
+    value = _optional_str(payload, name, limit)
+    if not _URL_CHARACTERS.fullmatch(value):
+        return ""
+    try:
+        parts = urlsplit(value)
+        host, _ = parts.hostname, parts.port
+    except ValueError:  # an invalid IPv6 literal or port
+        return ""
+    return value if parts.scheme.lower() == "https" and host else ""
 
 
 def check_claims(
@@ -131,7 +156,7 @@ def check_claims(
         name=_optional_str(payload, "name", 255),
         given_name=_optional_str(payload, "given_name", 150),
         family_name=_optional_str(payload, "family_name", 150),
-        picture=_optional_str(payload, "picture", 2048),
+        picture=_https_url(payload, "picture"),
         expires_at=exp,
         raw=payload,
         signature=signature,

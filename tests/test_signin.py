@@ -96,6 +96,62 @@ def test_json_signin_answers_user_created_and_account(client, issuer, key_server
     }
 
 
+@pytest.mark.parametrize(
+    "picture",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+        "http://lh3.googleusercontent.com/a/ada",  # not https
+        "https:javascript:alert(1)",  # no host
+        "//evil.example/a.png",  # scheme-relative
+        "/a.png",
+        'https://x.example/a.png" onerror="alert(1)',
+        "https://x.example/a.png\n",
+        " https://x.example/a.png",
+        "https://[::1/a.png",
+        "https://x.example:99999/a.png",
+        ["https://x.example/a.png"],
+    ],
+)
+def test_a_picture_that_is_not_an_https_url_is_dropped(client, issuer, key_server, picture):
+    # A project's template may well put the picture in an href or a src:
+    # javascript: or data: there runs script. Stored, answered by signin/
+    # and by accounts/, only an https URL is kept.
+    response = post_json(client, {"id_token": issuer.mint(sub="1010", picture=picture)})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["account"]["picture"] == ""
+    assert LinkedAccount.objects.get().picture == ""
+    [listed] = client.get("/auth/google/accounts/").json()
+    assert listed["picture"] == ""
+
+
+def test_a_picture_changed_to_javascript_replaces_the_stored_one(client, issuer, key_server):
+    good = "https://lh3.googleusercontent.com/a/ada=s96-c"
+    assert (
+        post_json(client, {"id_token": issuer.mint(sub="1011", picture=good)}).json()["account"][
+            "picture"
+        ]
+        == good
+    )
+    response = post_json(client, {"id_token": issuer.mint(sub="1011", picture="javascript:x")})
+    assert response.json()["account"]["picture"] == ""
+    assert LinkedAccount.objects.get().picture == ""
+
+
+@pytest.mark.parametrize(
+    "picture",
+    ["https://lh3.googleusercontent.com/a/ACg8ocK-x_y=s96-c", "HTTPS://x.example/a%20b.png?s=1"],
+)
+def test_an_https_picture_is_kept(client, issuer, key_server, picture):
+    response = post_json(client, {"id_token": issuer.mint(sub="1012", picture=picture)})
+    assert response.json()["account"]["picture"] == picture
+    assert LinkedAccount.objects.get().picture == picture
+    assert client.get("/auth/google/accounts/").json()[0]["picture"] == picture
+
+
 def test_second_signin_is_not_created(client, issuer, key_server):
     first = post_json(client, {"id_token": issuer.mint(sub="1002")})
     second = post_json(client, {"id_token": issuer.mint(sub="1002")})
