@@ -15,6 +15,9 @@ from .errors import Refused
 #: 2**53 keeps them exact in every JSON parser). Strings, floats, booleans,
 #: 1e400 and 2**64 are refused rather than coerced.
 MAX_TIMESTAMP = 2**53
+#: A time spelt as a string of ASCII digits (now.gg's decodedData only) has
+#: at most this many: 2**53 has 16, and int() never sees a huge string.
+MAX_TIMESTAMP_DIGITS = 16
 MAX_SUB_LENGTH = 255
 
 
@@ -47,8 +50,20 @@ class Claims:
         return hashlib.sha256(self.signature).hexdigest()
 
 
-def _timestamp(payload: Mapping[str, Any], name: str) -> int:
+def _timestamp(payload: Mapping[str, Any], name: str, digit_strings: bool = False) -> int:
     value = payload.get(name)
+    # Only where the caller says so (now.gg's Verify Token answer, whose SDK
+    # types times as strings): "1764661200", ASCII digits only, so no sign,
+    # space, "1e9", "0x10", "²" or full-width digit (all of which int() or
+    # isdigit() would take) is read as a time.
+    if (
+        digit_strings
+        and isinstance(value, str)
+        and 0 < len(value) <= MAX_TIMESTAMP_DIGITS
+        and value.isascii()
+        and value.isdigit()
+    ):
+        value = int(value)
     # bool is a subclass of int: refuse it explicitly.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP:
         raise Refused("invalid_claims", f"The ID token's '{name}' claim is not a valid time.")
@@ -95,11 +110,15 @@ def check_claims(
     leeway: float,
     now: float,
     signature: bytes = b"",
+    digit_string_times: bool = False,
 ) -> Claims:
     """Apply every claim rule of Google's backend-auth guide; return the claims.
 
     Order matters only for which code a token with several faults gets; every
-    rule is applied before anything is returned.
+    rule is applied before anything is returned. Times are JSON integers;
+    ``digit_string_times`` also takes strings of ASCII digits (for claims
+    that a provider verified and answered itself, never for a token verified
+    here, whose claims are held to RFC 7519).
     """
     iss = payload.get("iss")
     # Exact match only: a prefix or suffix match would let
@@ -124,9 +143,9 @@ def check_claims(
     if matched is None:
         raise Refused("wrong_audience", iss=iss, aud=aud if isinstance(aud, str) else None)
 
-    exp = _timestamp(payload, "exp")
-    iat = _timestamp(payload, "iat")
-    nbf = _timestamp(payload, "nbf") if "nbf" in payload else None
+    exp = _timestamp(payload, "exp", digit_string_times)
+    iat = _timestamp(payload, "iat", digit_string_times)
+    nbf = _timestamp(payload, "nbf", digit_string_times) if "nbf" in payload else None
     if now > exp + leeway:
         raise Refused("token_expired", iss=iss, aud=matched)
     if iat > now + leeway or (nbf is not None and nbf > now + leeway):

@@ -98,6 +98,10 @@ class NowggProvider(Provider):
             leeway=conf.LEEWAY,
             now=now,
             signature=parsed.signature,
+            # now.gg's SDK types exp and iat as strings: its answer may spell
+            # them "1764661200". It comes over TLS from now.gg, after now.gg
+            # checked the signature, so the spelling is its, not a forger's.
+            digit_string_times=True,
         )
         # now.gg documents no email_verified and no hosted domain: its
         # addresses are never taken as proof of anything (see accounts.py).
@@ -171,12 +175,19 @@ class NowggProvider(Provider):
         success = answer.get("success")
         code = answer.get("code")
         if success is False:
-            # A refusal: map its code (logged only if it is one of theirs).
-            ours = REFUSAL_CODES.get(code, "malformed_token") if isinstance(code, str) else None
-            raise Refused(
-                ours or "malformed_token",
-                provider_code=code if code in REFUSAL_CODES else None,
-            )
+            # A verdict, well-formed by the letter (success exactly false):
+            # the token did not verify, whatever the code says. A code we do
+            # not know (or none) is still a refusal of the token, not a
+            # broken answer: 401, so a client gets a new token instead of
+            # retrying this one. It is logged, since it may be about us (a
+            # client id now.gg does not know) or a code now.gg added.
+            ours = REFUSAL_CODES.get(code) if isinstance(code, str) else None
+            if ours is None:
+                logger.warning(
+                    "now.gg refused a token with %s; answered malformed_token", _describe(code)
+                )
+                raise Refused("malformed_token")
+            raise Refused(ours, provider_code=code)
         decoded = answer.get("decodedData")
         # Only a 200 with success exactly true (not "true", not 1), the
         # documented code and an object of claims is a verified token.
@@ -189,3 +200,19 @@ class NowggProvider(Provider):
             logger.warning("now.gg answered HTTP %s without a well-formed success", response.status)
             raise Refused("provider_error")
         return decoded
+
+
+#: How much of an unknown now.gg code is logged.
+MAX_LOGGED_CODE = 64
+
+
+def _describe(code: object) -> str:
+    """An unknown ``code`` of now.gg's, for a log line: bounded, and escaped
+    (repr) so that no control character or newline reaches the log. A code
+    is now.gg's text, never token material."""
+    if code is None:
+        return "no code"
+    if isinstance(code, str):
+        cut = "..." if len(code) > MAX_LOGGED_CODE else ""
+        return f"the unknown code {code[:MAX_LOGGED_CODE]!r}{cut}"
+    return f"a code of type {type(code).__name__}"

@@ -11,6 +11,7 @@ non-JSON, slowly, or a "success" that must still be refused.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -318,6 +319,108 @@ def test_success_with_wrong_claims_is_refused(client, api, nowgg_issuer, change,
     before = db_state()
     assert_refused(post(client, nowgg_token(nowgg_issuer)), 401, code)
     assert db_state() == before
+
+
+def test_times_as_strings_of_digits_are_taken_from_now_gg(client, api, nowgg_issuer):
+    # now.gg's SDK types exp and iat as strings; its answer may spell them so.
+    def stringly(posted: dict[str, Any]) -> tuple[int, str, bytes]:
+        decoded = _decoded(nowgg_issuer, posted)
+        return success({**decoded, "exp": str(decoded["exp"]), "iat": str(decoded["iat"])})
+
+    api.respond = stringly
+    token = nowgg_token(nowgg_issuer, sub="ngg-strings")
+    response = post(client, token)
+    assert response.status_code == 200, response.content
+    assert LinkedAccount.objects.get().sub == "ngg-strings"
+    assert post(client, token).status_code == 200  # from the cache, bounded by that exp
+    assert len(api.requests) == 1
+
+
+_EXP = str(int(time.time()) + 3600)
+
+
+@pytest.mark.parametrize(
+    "exp",
+    [
+        f" {_EXP}",
+        f"{_EXP} ",
+        f"+{_EXP}",
+        f"{_EXP}.0",
+        "1.8e9",
+        "0x7fffffff",
+        "".join(chr(ord(c) - ord("0") + 0xFF10) for c in _EXP),  # full-width digits
+        _EXP[:-1] + "\u00b2",  # superscript two: isdigit(), not int()-able
+        "1_800_000_000",
+        "",
+        "-1",
+        "0" * 7 + _EXP,  # more than 16 characters
+        str(2**53 + 1),
+        str(2**64),
+        "9" * 5000,  # past Python's int-from-string limit
+        "true",
+    ],
+    ids=repr,
+)
+def test_times_as_other_strings_are_refused(client, api, nowgg_issuer, exp):
+    api.respond = lambda posted: success({**_decoded(nowgg_issuer, posted), "exp": exp})
+    before = db_state()
+    assert_refused(post(client, nowgg_token(nowgg_issuer)), 401, "invalid_claims")
+    assert db_state() == before
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"success": False, "code": "SOMETHING_NEW", "msg": "x"},
+        {"success": False, "code": "INVALID_CLIENT_ID"},
+        {"success": False},
+        {"success": False, "code": None},
+        {"success": False, "code": ""},
+        {"success": False, "code": 42},
+        {"success": False, "code": ["INVALID_TOKEN"]},
+        {"success": False, "code": {"INVALID_TOKEN": 1}},
+    ],
+    ids=["new", "client-id", "no-code", "null", "empty", "number", "list", "object"],
+)
+def test_a_refusal_with_an_unknown_code_is_malformed_token_and_logged(
+    client, api, nowgg_issuer, caplog, document
+):
+    # success: false is a verdict: the token did not verify. A client told
+    # 401 gets a new token; a 502 would have it retry a refused one.
+    api.respond = lambda posted: answer(200, document)
+    before = db_state()
+    with caplog.at_level(logging.INFO, logger="django_google_idtoken"):
+        assert_refused(post(client, nowgg_token(nowgg_issuer)), 401, "malformed_token")
+    assert db_state() == before
+    [record] = [r for r in caplog.records if "now.gg refused" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    line = record.getMessage()
+    code = document.get("code")
+    if isinstance(code, str):
+        assert repr(code) in line
+    elif code is None:
+        assert "no code" in line
+    else:
+        assert type(code).__name__ in line
+
+
+def test_an_unknown_code_is_logged_escaped_and_bounded(client, api, nowgg_issuer, caplog):
+    code = "NEW\nINFO signed in user 1 (forged line)\x1b[2J" + "X" * 10_000
+    api.respond = lambda posted: answer(200, {"success": False, "code": code})
+    with caplog.at_level(logging.INFO, logger="django_google_idtoken"):
+        assert_refused(post(client, nowgg_token(nowgg_issuer)), 401, "malformed_token")
+    [line] = [r.getMessage() for r in caplog.records if "now.gg refused" in r.getMessage()]
+    assert "\n" not in line and "\x1b" not in line
+    assert "'NEW\\nINFO signed in user 1 (forged line)\\x1b[2J" in line
+    assert len(line) < 300
+
+
+def test_known_refusal_codes_are_not_warnings(client, api, nowgg_issuer, caplog):
+    api.respond = lambda posted: refusal("INVALID_TOKEN")
+    with caplog.at_level(logging.INFO, logger="django_google_idtoken"):
+        assert_refused(post(client, nowgg_token(nowgg_issuer)), 401, "malformed_token")
+    ours = [r for r in caplog.records if r.name == "django_google_idtoken"]
+    assert ours and all(r.levelno == logging.INFO for r in ours)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import re
 import warnings
 from importlib import import_module
 from typing import Any
@@ -21,7 +22,10 @@ from django.test.client import MULTIPART_CONTENT
 from django.utils.log import AdminEmailHandler
 
 from django_google_idtoken.backends import GoogleIdTokenBackend, get_refusal, get_result
+from django_google_idtoken.errors import REFUSALS
 from django_google_idtoken.models import LinkedAccount
+
+from .helpers import REPO_ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -579,3 +583,13 @@ def test_no_token_in_refusal_details(client, issuer, key_server):
         body = json.dumps(post_json(client, {"id_token": token}).json())
         for part in _segments(token):
             assert part not in body
+
+
+def test_the_readme_refusal_table_agrees_with_the_code():
+    # Each code of errors.REFUSALS is a row of the README's table, with the
+    # status the code answers.
+    text = (REPO_ROOT / "README.rst").read_text(encoding="utf-8")
+    table = text.split("Refusal codes\n-------------\n", 1)[1].split("\nClients\n", 1)[0]
+    rows = {code: int(status) for status, code in re.findall(r"^(\d{3})\s+``(\w+)``", table, re.M)}
+    assert set(REFUSALS) <= set(rows)
+    assert {code: REFUSALS[code][0] for code in REFUSALS} == {code: rows[code] for code in REFUSALS}
