@@ -33,7 +33,7 @@ from django_google_idtoken.models import LinkedAccount
 from django_google_idtoken.providers import get_provider
 from django_google_idtoken.testing import FakeIssuer, LoopbackHTTPServer, generate_key
 
-from .helpers import assert_refused, db_state, sign_in
+from .helpers import assert_refused, db_state, post_form, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -602,7 +602,7 @@ def test_no_token_in_the_error_report_of_an_unexpected_error(
     else:
         token, url = nowgg_token(nowgg_issuer), NOWGG_SIGNIN
     with pytest.raises(RuntimeError) as raised:
-        Client().post(url, {"idToken": token})
+        post_form(Client(), url, {"idToken": token})
     # The traceback as Django's handler sees it (where it reports from), not
     # from this test's own frames, which hold the token by design.
     tb = raised.tb
