@@ -84,6 +84,10 @@ class Provider:
     name: str
     #: The ``iss`` values its tokens carry.
     issuers: frozenset[str] = frozenset()
+    #: Whether verifying a token costs a call to the provider (now.gg's
+    #: Verify Token API) rather than local work: Bearer authentication takes
+    #: such tokens only with ``BEARER_REMOTE_PROVIDERS``.
+    verifies_remotely: bool = False
     #: The clock used for exp/iat/nbf; tests replace it on an instance.
     clock: Callable[[], float] = staticmethod(time.time)
 

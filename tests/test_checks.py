@@ -55,6 +55,7 @@ def test_full_configuration_has_no_messages(settings: Any) -> None:
         SIGNIN_SESSION=False,
         SIGNIN_TOKEN="authtoken",
         BEARER_CREATE_USERS=True,
+        BEARER_REMOTE_PROVIDERS=True,
     )
     assert our_ids() == []
 
@@ -202,6 +203,8 @@ WRONG_TYPES = [
     ("SIGNIN_TOKEN", False),
     ("SIGNIN_TOKEN", ["authtoken"]),
     ("BEARER_CREATE_USERS", 1),
+    ("BEARER_REMOTE_PROVIDERS", "no"),
+    ("BEARER_REMOTE_PROVIDERS", 1),
 ]
 
 

@@ -151,7 +151,7 @@ RETRY_AFTER = OpenApiParameter(
     "Retry-After",
     int,
     OpenApiParameter.HEADER,
-    description="Seconds to wait before retrying (keys_unavailable).",
+    description="Seconds to wait before retrying (keys_unavailable, provider_unavailable).",
     response=[503],
 )
 
