@@ -151,7 +151,7 @@ class SignInView(CodedErrorsMixin, APIView):
         # Login CSRF: the Origin rule for all, Django's CSRF token for browsers.
         check_login_csrf(http_request)
         # Before reading the body: a misspelt provider route is a 404
-        # whatever was posted to it.
+        # whatever token was posted to it.
         get_provider(provider)
         token = extract_token(request)
         user = authenticate(http_request, id_token=token, provider=provider)
