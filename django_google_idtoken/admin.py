@@ -14,6 +14,11 @@ from django.utils.translation import ngettext
 from .models import LinkedAccount
 
 _SNAPSHOT_READONLY = (
+    # An account never moves between users (the account policy's rule): a
+    # staff user able to change linked accounts could otherwise point their
+    # own Google account at a superuser and sign in as that superuser, and
+    # the move would send neither account_linked nor account_unlinked.
+    "user",
     "provider",
     # sub is the identity itself: editing it would hand this user someone
     # else's Google account.
@@ -36,7 +41,6 @@ class LinkedAccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("user", "provider", "email", "hosted_domain", "created_at", "last_signed_in_at")
     list_filter = ("provider", "hosted_domain", "email_verified")
     list_select_related = ("user",)
-    raw_id_fields = ("user",)
     readonly_fields = _SNAPSHOT_READONLY
     date_hierarchy = "created_at"
     actions = ["unlink"]

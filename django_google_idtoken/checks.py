@@ -7,7 +7,8 @@ cache; E006 an entry of PROVIDERS is malformed (bad name, unknown TYPE or
 key, wrong type); E007 a provider has no CLIENT_IDS; E008 a provider's URL is
 not https and not loopback; E009 WEB_CLIENT_ID is not one of CLIENT_IDS; E010
 LOGIN_URI is not an absolute https URL (or http on a loopback host); E011
-SIGNIN_TOKEN names an app that is not installed; W001 an unknown key in
+SIGNIN_TOKEN names an app that is not installed; E020 two providers (Google
+included) take tokens of the same issuer; W001 an unknown key in
 GOOGLE_IDTOKEN (most likely a typo); W002 sign-in hands back no credential
 at all; E012 LOCAL_EMAIL_VERIFIED names no importable callable; W003
 LINK_BY_EMAIL is on without LOCAL_EMAIL_VERIFIED.
@@ -24,7 +25,7 @@ from django.core.checks import Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, SETTING_NAME, raw_settings, type_error
-from .providers import provider_problems
+from .providers import issuer_problems, provider_problems
 from .transport import url_allowed
 from .web import login_uri_allowed
 
@@ -65,6 +66,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             Error(found.message, id=f"django_google_idtoken.{found.check_id}")
             for found in provider_problems(name, config)
         )
+    errors.extend(
+        Error(
+            found.message,
+            hint="Configure one provider per issuer and list every client ID of that issuer "
+            "in its CLIENT_IDS (for Google's issuer, in the top-level CLIENT_IDS).",
+            id=f"django_google_idtoken.{found.check_id}",
+        )
+        for found in issuer_problems(providers)
+    )
     # A project that signs in only with other providers needs no Google client.
     if "CLIENT_IDS" not in bad_types and not raw.get("CLIENT_IDS") and not providers:
         errors.append(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .emails import normalize
 from .errors import Refused
@@ -14,6 +16,9 @@ from .errors import Refused
 #: 2**53 keeps them exact in every JSON parser). Strings, floats, booleans,
 #: 1e400 and 2**64 are refused rather than coerced.
 MAX_TIMESTAMP = 2**53
+#: A time spelt as a string of ASCII digits (now.gg's decodedData only) has
+#: at most this many: 2**53 has 16, and int() never sees a huge string.
+MAX_TIMESTAMP_DIGITS = 16
 MAX_SUB_LENGTH = 255
 
 
@@ -46,8 +51,20 @@ class Claims:
         return hashlib.sha256(self.signature).hexdigest()
 
 
-def _timestamp(payload: Mapping[str, Any], name: str) -> int:
+def _timestamp(payload: Mapping[str, Any], name: str, digit_strings: bool = False) -> int:
     value = payload.get(name)
+    # Only where the caller says so (now.gg's Verify Token answer, whose SDK
+    # types times as strings): "1764661200", ASCII digits only, so no sign,
+    # space, "1e9", "0x10", "²" or full-width digit (all of which int() or
+    # isdigit() would take) is read as a time.
+    if (
+        digit_strings
+        and isinstance(value, str)
+        and 0 < len(value) <= MAX_TIMESTAMP_DIGITS
+        and value.isascii()
+        and value.isdigit()
+    ):
+        value = int(value)
     # bool is a subclass of int: refuse it explicitly.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP:
         raise Refused("invalid_claims", f"The ID token's '{name}' claim is not a valid time.")
@@ -61,6 +78,29 @@ def _optional_str(payload: Mapping[str, Any], name: str, limit: int = 2048) -> s
     return ""
 
 
+#: What a URL may be made of (RFC 3986: unreserved, reserved and "%"):
+#: no spaces, control characters, quotes, angle brackets or backslashes.
+_URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+
+
+def _https_url(payload: Mapping[str, Any], name: str, limit: int = 2048) -> str:
+    """The claim if it is an absolute https URL with a host, else "".
+
+    A profile picture ends up in projects' templates as an ``href`` or
+    ``src``: a ``javascript:`` or ``data:`` URL there runs script or shows
+    content the project never chose. Anything but https is dropped.
+    """
+    value = _optional_str(payload, name, limit)
+    if not _URL_CHARACTERS.fullmatch(value):
+        return ""
+    try:
+        parts = urlsplit(value)
+        host, _ = parts.hostname, parts.port
+    except ValueError:  # an invalid IPv6 literal or port
+        return ""
+    return value if parts.scheme.lower() == "https" and host else ""
+
+
 def check_claims(
     payload: Mapping[str, Any],
     *,
@@ -71,11 +111,15 @@ def check_claims(
     leeway: float,
     now: float,
     signature: bytes = b"",
+    digit_string_times: bool = False,
 ) -> Claims:
     """Apply every claim rule of Google's backend-auth guide; return the claims.
 
     Order matters only for which code a token with several faults gets; every
-    rule is applied before anything is returned.
+    rule is applied before anything is returned. Times are JSON integers;
+    ``digit_string_times`` also takes strings of ASCII digits (for claims
+    that a provider verified and answered itself, never for a token verified
+    here, whose claims are held to RFC 7519).
     """
     iss = payload.get("iss")
     # Exact match only: a prefix or suffix match would let
@@ -100,9 +144,9 @@ def check_claims(
     if matched is None:
         raise Refused("wrong_audience", iss=iss, aud=aud if isinstance(aud, str) else None)
 
-    exp = _timestamp(payload, "exp")
-    iat = _timestamp(payload, "iat")
-    nbf = _timestamp(payload, "nbf") if "nbf" in payload else None
+    exp = _timestamp(payload, "exp", digit_string_times)
+    iat = _timestamp(payload, "iat", digit_string_times)
+    nbf = _timestamp(payload, "nbf", digit_string_times) if "nbf" in payload else None
     if now > exp + leeway:
         raise Refused("token_expired", iss=iss, aud=matched)
     if iat > now + leeway or (nbf is not None and nbf > now + leeway):
@@ -133,7 +177,7 @@ def check_claims(
         name=_optional_str(payload, "name", 255),
         given_name=_optional_str(payload, "given_name", 150),
         family_name=_optional_str(payload, "family_name", 150),
-        picture=_optional_str(payload, "picture", 2048),
+        picture=_https_url(payload, "picture"),
         expires_at=exp,
         raw=payload,
         signature=signature,

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "SIGNIN_SESSION": True,
     "SIGNIN_TOKEN": None,
     "BEARER_CREATE_USERS": False,
+    "BEARER_REMOTE_PROVIDERS": False,
 }
 
 # The type each key must have; (int, float) means "a number". bool is refused
@@ -69,6 +70,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "SIGNIN_SESSION": (bool,),
     "SIGNIN_TOKEN": (str, type(None)),
     "BEARER_CREATE_USERS": (bool,),
+    "BEARER_REMOTE_PROVIDERS": (bool,),
 }
 
 #: Settings that take one of a few values.
@@ -263,6 +265,10 @@ class Settings:
     @property
     def BEARER_CREATE_USERS(self) -> bool:
         return bool(self._get("BEARER_CREATE_USERS"))
+
+    @property
+    def BEARER_REMOTE_PROVIDERS(self) -> bool:
+        return bool(self._get("BEARER_REMOTE_PROVIDERS"))
 
 
 conf = Settings()

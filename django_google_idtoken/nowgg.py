@@ -44,14 +44,58 @@ REFUSAL_CODES = {
 }
 #: Verify Token answers larger than this are refused (a real one is under 2 KB).
 MAX_ANSWER_BYTES = 64 * 1024
-#: How many verified tokens are remembered at most (per process).
+#: How many verified tokens are remembered at most (per process); as many
+#: refused ones, apart, so that a flood of forgeries cannot evict them.
 CACHE_SIZE = 1024
+#: How long now.gg's refusal of a token is remembered (never longer than the
+#: provider's CACHE_SECONDS): the same forged token sent again and again
+#: costs one call per this period, not one per request.
+REFUSAL_CACHE_SECONDS = 10
+#: Verify Token calls in flight at once, per process, across providers.
+#: Beyond it a sign-in is refused at once (503 provider_unavailable) rather
+#: than held up to HTTP_TIMEOUT: forged tokens, which anyone can mint, then
+#: hold at most this many workers' threads, and a slow now.gg cannot take
+#: every worker with it.
+MAX_CONCURRENT_CALLS = 4
 #: Seconds clients are asked to wait when now.gg cannot be reached.
 RETRY_AFTER = 5
+#: Seconds clients are asked to wait when MAX_CONCURRENT_CALLS are in flight.
+BUSY_RETRY_AFTER = 1
+BUSY_DETAIL = "Too many sign-ins are being verified with this identity provider; try again shortly."
+
+
+class Verdict(Refused):
+    """now.gg refused the token (``success: false``): a refusal of the token
+    itself, which asking again would not change."""
+
+
+class _CallSlots:
+    """How many Verify Token calls this process has in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._busy = 0
+
+    def take(self) -> bool:
+        """Take a slot if one is free (never waits)."""
+        with self._lock:
+            if self._busy >= MAX_CONCURRENT_CALLS:
+                return False
+            self._busy += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._busy -= 1
+
+
+_slots = _CallSlots()
 
 
 class NowggProvider(Provider):
     """Verifies now.gg ID tokens by a POST to its Verify Token API."""
+
+    verifies_remotely = True
 
     def __init__(
         self,
@@ -71,6 +115,9 @@ class NowggProvider(Provider):
         # sha256(client id, token) -> (claims, usable until). Bounded, so a
         # flood of distinct tokens only evicts the oldest entries.
         self._verified: OrderedDict[bytes, tuple[Claims, float]] = OrderedDict()
+        # sha256(client id, token) -> (our code, now.gg's code, until): the
+        # verdicts of now.gg's refusals, never the token.
+        self._refused: OrderedDict[bytes, tuple[str, str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     # Every local below (the token, its parsed parts, the request body)
@@ -88,7 +135,19 @@ class NowggProvider(Provider):
         cached = self._cached(digest, now)
         if cached is not None:
             return cached
-        decoded = self._ask(token, client_id)
+        # Anyone can mint a well-formed JWT naming now.gg, and each one asked
+        # about costs a call: the same one again is answered from memory,
+        # and the calls in flight are bounded.
+        self._raise_if_refused(digest, now)
+        if not _slots.take():
+            raise Refused("provider_unavailable", BUSY_DETAIL, retry_after=BUSY_RETRY_AFTER)
+        try:
+            decoded = self._ask(token, client_id)
+        except Verdict as refusal:
+            self._remember_refusal(digest, refusal, now)
+            raise
+        finally:
+            _slots.give_back()
         claims = check_claims(
             decoded,
             provider=self.name,
@@ -98,6 +157,10 @@ class NowggProvider(Provider):
             leeway=conf.LEEWAY,
             now=now,
             signature=parsed.signature,
+            # now.gg's SDK types exp and iat as strings: its answer may spell
+            # them "1764661200". It comes over TLS from now.gg, after now.gg
+            # checked the signature, so the spelling is its, not a forger's.
+            digit_string_times=True,
         )
         # now.gg documents no email_verified and no hosted domain: its
         # addresses are never taken as proof of anything (see accounts.py).
@@ -140,6 +203,31 @@ class NowggProvider(Provider):
             while len(self._verified) > CACHE_SIZE:
                 self._verified.popitem(last=False)
 
+    def _raise_if_refused(self, digest: bytes, now: float) -> None:
+        entry = self._refused.get(digest)
+        if entry is None:
+            return
+        code, provider_code, until = entry
+        if now >= until:
+            with self._lock:
+                self._refused.pop(digest, None)
+            return
+        raise Verdict(code, provider_code=provider_code or None)
+
+    def _remember_refusal(self, digest: bytes, refusal: Verdict, now: float) -> None:
+        # Only now.gg's own verdicts (success: false) are remembered: a token
+        # it refused stays refused. Failures to get a verdict (unreachable,
+        # 5xx, a broken answer) are not, and neither are our own claim checks.
+        seconds = min(self.cache_seconds, REFUSAL_CACHE_SECONDS)
+        if seconds <= 0:
+            return
+        provider_code = refusal.context.get("provider_code") or ""
+        with self._lock:
+            self._refused[digest] = (refusal.code, provider_code, now + seconds)
+            self._refused.move_to_end(digest)
+            while len(self._refused) > CACHE_SIZE:
+                self._refused.popitem(last=False)
+
     def _ask(self, token: str, client_id: str) -> dict[str, Any]:
         """POST the token to the Verify Token API; return decodedData if,
         and only if, the answer is a success by every letter of the contract."""
@@ -171,12 +259,19 @@ class NowggProvider(Provider):
         success = answer.get("success")
         code = answer.get("code")
         if success is False:
-            # A refusal: map its code (logged only if it is one of theirs).
-            ours = REFUSAL_CODES.get(code, "malformed_token") if isinstance(code, str) else None
-            raise Refused(
-                ours or "malformed_token",
-                provider_code=code if code in REFUSAL_CODES else None,
-            )
+            # A verdict, well-formed by the letter (success exactly false):
+            # the token did not verify, whatever the code says. A code we do
+            # not know (or none) is still a refusal of the token, not a
+            # broken answer: 401, so a client gets a new token instead of
+            # retrying this one. It is logged, since it may be about us (a
+            # client id now.gg does not know) or a code now.gg added.
+            ours = REFUSAL_CODES.get(code) if isinstance(code, str) else None
+            if ours is None:
+                logger.warning(
+                    "now.gg refused a token with %s; answered malformed_token", _describe(code)
+                )
+                raise Verdict("malformed_token")
+            raise Verdict(ours, provider_code=code)
         decoded = answer.get("decodedData")
         # Only a 200 with success exactly true (not "true", not 1), the
         # documented code and an object of claims is a verified token.
@@ -189,3 +284,19 @@ class NowggProvider(Provider):
             logger.warning("now.gg answered HTTP %s without a well-formed success", response.status)
             raise Refused("provider_error")
         return decoded
+
+
+#: How much of an unknown now.gg code is logged.
+MAX_LOGGED_CODE = 64
+
+
+def _describe(code: object) -> str:
+    """An unknown ``code`` of now.gg's, for a log line: bounded, and escaped
+    (repr) so that no control character or newline reaches the log. A code
+    is now.gg's text, never token material."""
+    if code is None:
+        return "no code"
+    if isinstance(code, str):
+        cut = "..." if len(code) > MAX_LOGGED_CODE else ""
+        return f"the unknown code {code[:MAX_LOGGED_CODE]!r}{cut}"
+    return f"a code of type {type(code).__name__}"

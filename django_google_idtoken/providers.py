@@ -85,6 +85,10 @@ class Provider:
     name: str
     #: The ``iss`` values its tokens carry.
     issuers: frozenset[str] = frozenset()
+    #: Whether verifying a token costs a call to the provider (now.gg's
+    #: Verify Token API) rather than local work: Bearer authentication takes
+    #: such tokens only with ``BEARER_REMOTE_PROVIDERS``.
+    verifies_remotely: bool = False
     #: The clock used for exp/iat/nbf; tests replace it on an instance.
     clock: Callable[[], float] = staticmethod(time.time)
 
@@ -361,6 +365,35 @@ def provider_problems(name: object, config: object) -> list[Problem]:
     return problems
 
 
+def issuer_problems(providers: Mapping[Any, Any]) -> list[Problem]:
+    """E020: providers whose tokens carry the same ``iss`` (Google's included).
+
+    ``Authorization: Bearer`` chooses the provider by the token's ``iss``
+    (:func:`provider_for_token`), so only one of them would ever be asked:
+    every token of the others would be refused ``wrong_audience``. Entries
+    with problems of their own are left to those.
+    """
+    from .nowgg import NOWGG_ISSUER
+
+    owners = dict.fromkeys(GOOGLE_ISSUERS, GOOGLE)
+    problems = []
+    for name, config in providers.items():
+        if provider_problems(name, config):
+            continue
+        kind = config.get("TYPE", "nowgg" if name == "nowgg" else None)
+        issuer = NOWGG_ISSUER if kind == "nowgg" else config["ISSUER"]
+        owner = owners.setdefault(issuer, name)
+        if owner != name:
+            problems.append(
+                Problem(
+                    "E020",
+                    f"{_where(name)}: its tokens' issuer {issuer!r} is also provider "
+                    f"{owner!r}'s, so Bearer authentication would never reach it.",
+                )
+            )
+    return problems
+
+
 def build_provider(name: str, config: Mapping[str, Any]) -> Provider:
     """The provider an entry of ``PROVIDERS`` describes (already checked)."""
     kind = config.get("TYPE", "nowgg" if name == "nowgg" else None)
@@ -406,6 +439,9 @@ def _providers() -> dict[str, Provider]:
             if problems:
                 raise ImproperlyConfigured(problems[0].message)
             providers[name] = build_provider(name, config)
+        clashes = issuer_problems(raw)
+        if clashes:
+            raise ImproperlyConfigured(clashes[0].message)
         _Registry.providers = providers
         _Registry.source = raw
         return providers

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 
@@ -18,6 +19,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def sign_in(client: Any, token: str) -> Any:
     return client.post(SIGNIN, {"id_token": token}, content_type="application/json")
+
+
+def post_form(client: Any, url: str, data: dict[str, str], **extra: Any) -> Any:
+    """POST ``data`` as an urlencoded form, as Google's and now.gg's client
+    examples do (the test client's default, multipart, is refused by sign-in)."""
+    return client.post(
+        url, urlencode(data), content_type="application/x-www-form-urlencoded", **extra
+    )
 
 
 def db_state() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -1,5 +1,5 @@
 """The linked-account admin and the inline on the User admin page, through the
-test client as a superuser."""
+test client as a superuser (and as a support user with two permissions)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
+from django.test import Client
 
 from django_google_idtoken.models import LinkedAccount
 
@@ -124,7 +126,7 @@ def test_filters_are_offered(admin_client, accounts):
     assert [str(title) for title in titles] == ["provider", "hosted domain", "email verified"]
 
 
-def test_change_page_shows_sub_read_only_and_user_as_raw_id(admin_client, accounts):
+def test_change_page_shows_user_and_sub_read_only(admin_client, accounts):
     account = accounts["ada"]
     response = admin_client.get(f"{CHANGELIST}{account.pk}/change/")
 
@@ -132,29 +134,97 @@ def test_change_page_shows_sub_read_only_and_user_as_raw_id(admin_client, accoun
     html = response.content.decode()
     assert f'<div class="readonly">{account.sub}</div>' in html
     assert 'name="sub"' not in html
-    user_input = re.search(r'<input[^>]*name="user"[^>]*>', html)
-    assert user_input is not None
-    assert 'type="text"' in user_input.group(0)
-    assert "vForeignKeyRawIdAdminField" in user_input.group(0)
-    assert '<select name="user"' not in html
+    # The user is shown (a link to it), never an input.
+    assert re.search(r'<div class="readonly"><a href="/admin/auth/user/\d+/change/">ada</a>', html)
+    assert 'name="user"' not in html
+    assert "vForeignKeyRawIdAdminField" not in html
 
 
-def test_change_page_cannot_change_the_sub(admin_client, accounts):
-    # Editing sub would hand this user someone else's Google account; a
-    # crafted POST must not do it either. The user can be reassigned.
+def test_change_page_cannot_change_the_user_or_the_sub(admin_client, accounts):
+    # Editing sub would hand this user someone else's Google account, and
+    # editing user would hand this Google account to someone else: a crafted
+    # POST must not do either, even a superuser's.
     account = accounts["ada"]
-    bob = accounts["bob"].user
+    ada, bob = account.user, accounts["bob"].user
     response = admin_client.post(
         f"{CHANGELIST}{account.pk}/change/",
         {"user": bob.pk, "sub": "999", "provider": "evil", "email": "x@evil.example"},
     )
 
     assert response.status_code == 302, response.content[:2000]
-    account.refresh_from_db()
-    assert account.user == bob
+    account = LinkedAccount.objects.get(pk=account.pk)
+    assert account.user_id == ada.pk != bob.pk
     assert account.sub == "111111111111111111111"
     assert account.provider == "google"
     assert account.email == "ada@gmail.com"
+
+
+@pytest.fixture
+def support_client(client: Client) -> Client:
+    """A staff user holding exactly view_linkedaccount and change_linkedaccount."""
+    support = get_user_model().objects.create_user("support", "support@example.com", is_staff=True)
+    support.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="django_google_idtoken",
+            codename__in=["view_linkedaccount", "change_linkedaccount"],
+        )
+    )
+    assert support.get_all_permissions() == {
+        "django_google_idtoken.view_linkedaccount",
+        "django_google_idtoken.change_linkedaccount",
+    }
+    client.force_login(support)
+    return client
+
+
+def test_support_user_cannot_move_their_account_to_a_superuser(support_client, accounts):
+    # The attack: a support user links their own Google account, opens it in
+    # the admin, points it at the superuser and signs in with Google as the
+    # superuser. The account must stay where it is.
+    support = get_user_model().objects.get(username="support")
+    own = LinkedAccount.objects.create(
+        user=support, provider="google", sub="555555555555555555555", email="s@gmail.com"
+    )
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    url = f"{CHANGELIST}{own.pk}/change/"
+
+    page = support_client.get(url)
+    assert page.status_code == 200
+    assert 'name="user"' not in page.content.decode()
+    assert "user" not in page.context["adminform"].form.fields
+
+    response = support_client.post(url, {"user": root.pk, "_save": "Save"})
+
+    assert response.status_code == 302, response.content[:2000]
+    own.refresh_from_db()
+    assert own.user == support
+    assert not LinkedAccount.objects.filter(user=root).exists()
+
+
+def test_user_page_inline_cannot_move_an_account(admin_client, accounts):
+    # The inline on the User page: its foreign key is the page's user, and a
+    # posted other user is refused rather than obeyed.
+    ada, bob = accounts["ada"].user, accounts["bob"].user
+    response = admin_client.post(
+        f"/admin/auth/user/{ada.pk}/change/",
+        {
+            "username": ada.username,
+            "email": ada.email,
+            "is_active": "on",
+            "date_joined_0": ada.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": ada.date_joined.strftime("%H:%M:%S"),
+            "linked_accounts-TOTAL_FORMS": "1",
+            "linked_accounts-INITIAL_FORMS": "1",
+            "linked_accounts-MIN_NUM_FORMS": "0",
+            "linked_accounts-MAX_NUM_FORMS": "1000",
+            "linked_accounts-0-id": accounts["ada"].pk,
+            "linked_accounts-0-user": bob.pk,
+        },
+    )
+
+    assert response.status_code in (200, 302)
+    assert LinkedAccount.objects.get(pk=accounts["ada"].pk).user == ada
+    assert not LinkedAccount.objects.filter(user=bob).exclude(pk=accounts["bob"].pk).exists()
 
 
 def test_add_page_is_forbidden(admin_client, accounts):

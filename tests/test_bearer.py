@@ -354,6 +354,11 @@ def test_bearer_and_signin_agree_on_the_user(client, issuer, key_server):
 def test_signin_takes_no_bearer_header(client, issuer, key_server):
     # The body's token is sign-in's only credential: a Bearer header alone
     # does not sign in (nor open a session).
-    response = client.post(SIGNIN, HTTP_AUTHORIZATION=f"Bearer {issuer.mint(sub='b-4')}")
+    response = client.post(
+        SIGNIN,
+        b"",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {issuer.mint(sub='b-4')}",
+    )
     assert_refused(response, 400, "missing_token")
     assert LinkedAccount.objects.count() == 0

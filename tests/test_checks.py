@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from django_google_idtoken.checks import check_settings
+from django_google_idtoken.providers import get_provider
 
 PREFIX = "django_google_idtoken."
 BACKEND = "django_google_idtoken.backends.GoogleIdTokenBackend"
@@ -55,6 +57,7 @@ def test_full_configuration_has_no_messages(settings: Any) -> None:
         SIGNIN_SESSION=False,
         SIGNIN_TOKEN="authtoken",
         BEARER_CREATE_USERS=True,
+        BEARER_REMOTE_PROVIDERS=True,
     )
     assert our_ids() == []
 
@@ -202,6 +205,8 @@ WRONG_TYPES = [
     ("SIGNIN_TOKEN", False),
     ("SIGNIN_TOKEN", ["authtoken"]),
     ("BEARER_CREATE_USERS", 1),
+    ("BEARER_REMOTE_PROVIDERS", "no"),
+    ("BEARER_REMOTE_PROVIDERS", 1),
 ]
 
 
@@ -339,3 +344,63 @@ def test_e012_local_email_verified_not_a_callable(settings: Any, path: str) -> N
 def test_e004_local_email_verified_of_wrong_type(settings: Any) -> None:
     configure(settings, LOCAL_EMAIL_VERIFIED=print)
     assert our_ids() == ["E004"]
+
+
+# -- E020: two providers take tokens of the same issuer ------------------------------
+
+APPLE = {
+    "TYPE": "oidc",
+    "ISSUER": "https://appleid.apple.com",
+    "CLIENT_IDS": ["com.example.app"],
+    "JWKS_URL": "https://appleid.apple.com/auth/keys",
+}
+
+
+@pytest.mark.parametrize(
+    ("providers", "clashing"),
+    [
+        # Two apps of one issuer configured as two providers: Bearer picks by
+        # iss, so the second one's tokens would all be wrong_audience.
+        ({"apple": APPLE, "apple-tv": {**APPLE, "CLIENT_IDS": ["com.example.tv"]}}, "apple-tv"),
+        ({"google-too": {**APPLE, "ISSUER": "https://accounts.google.com"}}, "google-too"),
+        (
+            {"nowgg": {"CLIENT_IDS": ["n"]}, "nowgg2": {"TYPE": "nowgg", "CLIENT_IDS": ["m"]}},
+            "nowgg2",
+        ),
+        (
+            {"nowgg": {"CLIENT_IDS": ["n"]}, "fake-nowgg": {**APPLE, "ISSUER": "https://now.gg"}},
+            "fake-nowgg",
+        ),
+    ],
+    ids=["two-oidc", "google-issuer", "two-nowgg", "oidc-as-nowgg"],
+)
+def test_e020_two_providers_with_one_issuer(settings: Any, providers: Any, clashing: str) -> None:
+    configure(settings, PROVIDERS=providers)
+    assert our_ids() == ["E020"]
+    (message,) = our_messages()
+    assert message.level == checks.ERROR
+    assert repr(clashing) in message.msg
+    assert message.hint and "CLIENT_IDS" in message.hint
+    # Used anyway (no system checks under a WSGI server), it fails loudly
+    # rather than send one provider's tokens to the other.
+    with pytest.raises(ImproperlyConfigured, match=clashing):
+        get_provider(clashing)
+
+
+def test_e020_distinct_issuers_are_fine(settings: Any) -> None:
+    configure(
+        settings,
+        PROVIDERS={
+            "apple": APPLE,
+            # Issuers compare exactly: these are different issuers.
+            "apple-slash": {**APPLE, "ISSUER": "https://appleid.apple.com/"},
+            "nowgg": {"CLIENT_IDS": ["n"]},
+        },
+    )
+    assert our_ids() == []
+    assert get_provider("apple-slash").issuers == frozenset({"https://appleid.apple.com/"})
+
+
+def test_e020_leaves_malformed_entries_to_their_own_ids(settings: Any) -> None:
+    configure(settings, PROVIDERS={"apple": APPLE, "apple2": {**APPLE, "CLIENT_IDS": []}})
+    assert our_ids() == ["E007"]

@@ -37,6 +37,7 @@ def test_defaults(settings: Any, absent: str) -> None:
     assert conf.SIGNIN_SESSION is True
     assert conf.SIGNIN_TOKEN is None
     assert conf.BEARER_CREATE_USERS is False
+    assert conf.BEARER_REMOTE_PROVIDERS is False
 
 
 def test_unset_keys_keep_their_defaults(settings: Any) -> None:
@@ -63,6 +64,7 @@ def test_every_setting_is_read(settings: Any) -> None:
         "SIGNIN_SESSION": False,
         "SIGNIN_TOKEN": "simplejwt",
         "BEARER_CREATE_USERS": True,
+        "BEARER_REMOTE_PROVIDERS": True,
     }
     assert conf.CLIENT_IDS == ("web", "ios")
     assert conf.HOSTED_DOMAINS == ("example.com",)
@@ -78,6 +80,7 @@ def test_every_setting_is_read(settings: Any) -> None:
     assert conf.SIGNIN_SESSION is False
     assert conf.SIGNIN_TOKEN == "simplejwt"
     assert conf.BEARER_CREATE_USERS is True
+    assert conf.BEARER_REMOTE_PROVIDERS is True
 
 
 def test_override_settings_applies_immediately_and_is_undone() -> None:

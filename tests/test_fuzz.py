@@ -243,7 +243,8 @@ PARSED_TYPES = [
 HEADER_TEXT = st.text(st.characters(codec="latin-1", exclude_categories=["Cc"]), max_size=60)
 
 CONTENT_TYPES = st.one_of(
-    # The three the endpoint parses, two near misses, and none at all.
+    # JSON and forms (parsed), multipart (refused unread: 415), two near
+    # misses, and none at all.
     st.sampled_from([*PARSED_TYPES, "multipart/form-data", "text/plain", ""]),
     # Charsets Python knows but which are not text encodings (rot13, zlib,
     # hex...), whose codecs lack error handlers (idna), or not known at all:
@@ -571,10 +572,7 @@ TRANSPORTS: dict[str, Callable[[str], tuple[bytes, str]]] = {
         urlencode({"idToken": token}).encode(),
         "application/x-www-form-urlencoded",
     ),
-    "multipart": lambda token: (
-        _multipart([("idToken", b"", token.encode("utf-8"))]),
-        f"multipart/form-data; boundary={BOUNDARY}",
-    ),
+    "json": lambda token: (json.dumps({"id_token": token}).encode(), "application/json"),
 }
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from django_google_idtoken.errors import Refused
 from django_google_idtoken.providers import google
+from tests.helpers import post_form
 from tests.leakcheck import find_leaks
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +47,7 @@ def test_the_guard_sees_debug_records_of_any_logger(leak_guard, issuer, key_serv
 
 def test_the_guard_sees_responses(leak_guard, client, issuer, key_server):
     token = issuer.mint()
-    client.post("/auth/google/signin/", {"idToken": token})
+    post_form(client, "/auth/google/signin/", {"idToken": token})
     assert token in leak_guard.tokens
     assert any('"user"' in text for text in leak_guard.texts)
     assert not leak_guard.leaks()
@@ -55,8 +56,9 @@ def test_the_guard_sees_responses(leak_guard, client, issuer, key_server):
 def test_refusals_are_logged_with_code_and_safe_context_only(
     leak_guard, client, issuer, key_server
 ):
-    client.post("/auth/google/signin/", {"idToken": issuer.wrong_audience()})
-    client.post(
+    post_form(client, "/auth/google/signin/", {"idToken": issuer.wrong_audience()})
+    post_form(
+        client,
         "/auth/google/signin/",
         {"idToken": issuer.mint(kid="no-such-kid", key=issuer.keys[issuer.active_kid])},
     )

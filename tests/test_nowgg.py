@@ -11,6 +11,7 @@ non-JSON, slowly, or a "success" that must still be refused.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -32,7 +33,7 @@ from django_google_idtoken.models import LinkedAccount
 from django_google_idtoken.providers import get_provider
 from django_google_idtoken.testing import FakeIssuer, LoopbackHTTPServer, generate_key
 
-from .helpers import assert_refused, db_state, sign_in
+from .helpers import assert_refused, db_state, post_form, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +50,9 @@ class VerifyTokenAPI:
         #: Replaces the answer: (status, content type, body) from the posted JSON.
         self.respond: Callable[[dict[str, Any]], tuple[int, str, bytes]] | None = None
         self.delay = 0.0
+        #: When set, each request waits for it (released, or 30 s) before
+        #: being answered: calls held "in flight" at now.gg.
+        self.gate: threading.Event | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,6 +74,8 @@ class VerifyTokenAPI:
                 )
                 if server.delay:
                     time.sleep(server.delay)
+                if server.gate is not None:
+                    server.gate.wait(30)
                 status, content_type, body = (server.respond or server.verify)(posted)
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
@@ -320,6 +326,108 @@ def test_success_with_wrong_claims_is_refused(client, api, nowgg_issuer, change,
     assert db_state() == before
 
 
+def test_times_as_strings_of_digits_are_taken_from_now_gg(client, api, nowgg_issuer):
+    # now.gg's SDK types exp and iat as strings; its answer may spell them so.
+    def stringly(posted: dict[str, Any]) -> tuple[int, str, bytes]:
+        decoded = _decoded(nowgg_issuer, posted)
+        return success({**decoded, "exp": str(decoded["exp"]), "iat": str(decoded["iat"])})
+
+    api.respond = stringly
+    token = nowgg_token(nowgg_issuer, sub="ngg-strings")
+    response = post(client, token)
+    assert response.status_code == 200, response.content
+    assert LinkedAccount.objects.get().sub == "ngg-strings"
+    assert post(client, token).status_code == 200  # from the cache, bounded by that exp
+    assert len(api.requests) == 1
+
+
+_EXP = str(int(time.time()) + 3600)
+
+
+@pytest.mark.parametrize(
+    "exp",
+    [
+        f" {_EXP}",
+        f"{_EXP} ",
+        f"+{_EXP}",
+        f"{_EXP}.0",
+        "1.8e9",
+        "0x7fffffff",
+        "".join(chr(ord(c) - ord("0") + 0xFF10) for c in _EXP),  # full-width digits
+        _EXP[:-1] + "\u00b2",  # superscript two: isdigit(), not int()-able
+        "1_800_000_000",
+        "",
+        "-1",
+        "0" * 7 + _EXP,  # more than 16 characters
+        str(2**53 + 1),
+        str(2**64),
+        "9" * 5000,  # past Python's int-from-string limit
+        "true",
+    ],
+    ids=repr,
+)
+def test_times_as_other_strings_are_refused(client, api, nowgg_issuer, exp):
+    api.respond = lambda posted: success({**_decoded(nowgg_issuer, posted), "exp": exp})
+    before = db_state()
+    assert_refused(post(client, nowgg_token(nowgg_issuer)), 401, "invalid_claims")
+    assert db_state() == before
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"success": False, "code": "SOMETHING_NEW", "msg": "x"},
+        {"success": False, "code": "INVALID_CLIENT_ID"},
+        {"success": False},
+        {"success": False, "code": None},
+        {"success": False, "code": ""},
+        {"success": False, "code": 42},
+        {"success": False, "code": ["INVALID_TOKEN"]},
+        {"success": False, "code": {"INVALID_TOKEN": 1}},
+    ],
+    ids=["new", "client-id", "no-code", "null", "empty", "number", "list", "object"],
+)
+def test_a_refusal_with_an_unknown_code_is_malformed_token_and_logged(
+    client, api, nowgg_issuer, caplog, document
+):
+    # success: false is a verdict: the token did not verify. A client told
+    # 401 gets a new token; a 502 would have it retry a refused one.
+    api.respond = lambda posted: answer(200, document)
+    before = db_state()
+    with caplog.at_level(logging.INFO, logger="django_google_idtoken"):
+        assert_refused(post(client, nowgg_token(nowgg_issuer)), 401, "malformed_token")
+    assert db_state() == before
+    [record] = [r for r in caplog.records if "now.gg refused" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    line = record.getMessage()
+    code = document.get("code")
+    if isinstance(code, str):
+        assert repr(code) in line
+    elif code is None:
+        assert "no code" in line
+    else:
+        assert type(code).__name__ in line
+
+
+def test_an_unknown_code_is_logged_escaped_and_bounded(client, api, nowgg_issuer, caplog):
+    code = "NEW\nINFO signed in user 1 (forged line)\x1b[2J" + "X" * 10_000
+    api.respond = lambda posted: answer(200, {"success": False, "code": code})
+    with caplog.at_level(logging.INFO, logger="django_google_idtoken"):
+        assert_refused(post(client, nowgg_token(nowgg_issuer)), 401, "malformed_token")
+    [line] = [r.getMessage() for r in caplog.records if "now.gg refused" in r.getMessage()]
+    assert "\n" not in line and "\x1b" not in line
+    assert "'NEW\\nINFO signed in user 1 (forged line)\\x1b[2J" in line
+    assert len(line) < 300
+
+
+def test_known_refusal_codes_are_not_warnings(client, api, nowgg_issuer, caplog):
+    api.respond = lambda posted: refusal("INVALID_TOKEN")
+    with caplog.at_level(logging.INFO, logger="django_google_idtoken"):
+        assert_refused(post(client, nowgg_token(nowgg_issuer)), 401, "malformed_token")
+    ours = [r for r in caplog.records if r.name == "django_google_idtoken"]
+    assert ours and all(r.levelno == logging.INFO for r in ours)
+
+
 @pytest.mark.parametrize(
     "changes",
     [
@@ -387,13 +495,128 @@ def test_the_cache_entry_ends_after_cache_seconds(client, api, nowgg_issuer):
     assert len(api.requests) == 2
 
 
-def test_refusals_are_not_cached(client, api, nowgg_issuer):
+@pytest.mark.parametrize(
+    "respond",
+    [
+        lambda posted: answer(500, {}),
+        lambda posted: (200, "text/html", b"<html>"),
+        lambda posted: answer(200, {"success": "false", "code": "INVALID_TOKEN"}),
+    ],
+    ids=["unavailable", "not-json", "not-a-verdict"],
+)
+def test_no_verdict_is_not_cached(client, api, nowgg_issuer, respond):
+    # now.gg failing to answer says nothing about the token: asked again.
     token = nowgg_token(nowgg_issuer)
-    api.respond = lambda posted: answer(500, {})
-    assert post(client, token).status_code == 503
+    api.respond = respond
+    assert post(client, token).status_code in (502, 503)
     api.respond = None
     assert post(client, token).status_code == 200
     assert len(api.requests) == 2
+
+
+def _forged(issuer: FakeIssuer, **overrides: Any) -> str:
+    """A token anyone can make: now.gg's claims, signed by a key of one's own."""
+    return nowgg_token(issuer, key=FORGER_KEY, **overrides)
+
+
+FORGER_KEY = generate_key()
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (_forged, "malformed_token"),  # INVALID_TOKEN
+        (lambda i: nowgg_token(i, iat=i.now() - 7200, exp=i.now() - 3600), "token_expired"),
+    ],
+    ids=["forged", "expired"],
+)
+def test_a_refused_token_sent_again_costs_one_call(client, api, nowgg_issuer, make, code):
+    token = make(nowgg_issuer)
+    for _ in range(25):
+        assert_refused(post(client, token), 401, code)
+    assert len(api.requests) == 1
+    # Remembered by a hash of (client id, token), never the token.
+    provider = get_provider("nowgg")
+    assert len(provider._refused) == 1
+    for part in token.split("."):
+        assert part not in repr(provider._refused)
+
+
+def test_a_refusal_is_remembered_briefly(client, api, nowgg_issuer):
+    token = _forged(nowgg_issuer)
+    assert_refused(post(client, token), 401, "malformed_token")
+    provider = get_provider("nowgg")
+    provider.clock = lambda: time.time() + nowgg.REFUSAL_CACHE_SECONDS + 1
+    try:
+        assert_refused(post(client, token), 401, "malformed_token")
+    finally:
+        del provider.clock
+    assert len(api.requests) == 2
+
+
+def test_cache_seconds_zero_remembers_no_refusal(client, api, nowgg_issuer, settings):
+    settings.GOOGLE_IDTOKEN = {
+        **settings.GOOGLE_IDTOKEN,
+        "PROVIDERS": {
+            "nowgg": {"CLIENT_IDS": [NOWGG_CLIENT_ID], "VERIFY_URL": api.url, "CACHE_SECONDS": 0}
+        },
+    }
+    token = _forged(nowgg_issuer)
+    post(client, token)
+    post(client, token)
+    assert len(api.requests) == 2
+
+
+def test_forgeries_do_not_evict_verified_tokens(client, api, nowgg_issuer, monkeypatch):
+    # The refusals are remembered apart, bounded alike.
+    monkeypatch.setattr(nowgg, "CACHE_SIZE", 3)
+    token = nowgg_token(nowgg_issuer)
+    assert post(client, token).status_code == 200
+    for _ in range(10):
+        assert_refused(post(client, _forged(nowgg_issuer)), 401, "malformed_token")
+    provider = get_provider("nowgg")
+    assert len(provider._refused) == 3
+    assert post(client, token).status_code == 200
+    assert len(api.requests) == 11  # the verified token was not asked about again
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, "the stand-in never saw the requests"
+        time.sleep(0.01)
+
+
+def test_calls_in_flight_are_bounded(client, api, nowgg_issuer, settings, monkeypatch):
+    # A slow now.gg and a flood of distinct forged tokens (a cache cannot
+    # help there): at most MAX_CONCURRENT_CALLS are held at now.gg, every
+    # other sign-in is refused at once, with no call, as a coded 503.
+    monkeypatch.setattr(nowgg, "MAX_CONCURRENT_CALLS", 2)
+    settings.GOOGLE_IDTOKEN = {**settings.GOOGLE_IDTOKEN, "HTTP_TIMEOUT": 15}
+    api.gate = threading.Event()
+    held: list[int] = []
+
+    def forged_sign_in() -> None:
+        held.append(post(Client(), _forged(nowgg_issuer)).status_code)
+
+    threads = [threading.Thread(target=forged_sign_in) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        _wait_for(lambda: len(api.requests) == 2)
+        for _ in range(20):
+            response = post(client, _forged(nowgg_issuer))
+            assert_refused(response, 503, "provider_unavailable")
+            assert response["Retry-After"] == str(nowgg.BUSY_RETRY_AFTER)
+        assert len(api.requests) == 2
+    finally:
+        api.gate.set()
+        for thread in threads:
+            thread.join(30)
+    assert held == [401, 401]
+    # The slots were given back: a real sign-in goes through.
+    assert post(client, nowgg_token(nowgg_issuer)).status_code == 200
+    assert len(api.requests) == 3
 
 
 def test_cache_seconds_zero_turns_the_cache_off(client, api, nowgg_issuer, settings):
@@ -503,7 +726,7 @@ def test_no_token_in_the_error_report_of_an_unexpected_error(
     else:
         token, url = nowgg_token(nowgg_issuer), NOWGG_SIGNIN
     with pytest.raises(RuntimeError) as raised:
-        Client().post(url, {"idToken": token})
+        post_form(Client(), url, {"idToken": token})
     # The traceback as Django's handler sees it (where it reports from), not
     # from this test's own frames, which hold the token by design.
     tb = raised.tb
@@ -521,7 +744,38 @@ def test_no_token_in_the_error_report_of_an_unexpected_error(
 # -- Authorization: Bearer with a now.gg token ------------------------------------------
 
 
-def test_bearer_takes_a_now_gg_token(client, api, nowgg_issuer):
+@pytest.fixture
+def bearer_remote(settings: Any, api: VerifyTokenAPI) -> None:
+    settings.GOOGLE_IDTOKEN = {**settings.GOOGLE_IDTOKEN, "BEARER_REMOTE_PROVIDERS": True}
+
+
+def bearer(token: str) -> Any:
+    return Client().get("/auth/google/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def test_bearer_takes_no_now_gg_token_by_default(client, api, nowgg_issuer):
+    # Anyone may send a Bearer header: forged tokens naming now.gg would each
+    # cost a Verify Token call. By default they cost none.
+    token = nowgg_token(nowgg_issuer, sub="ngg-default")
+    assert post(client, token).status_code == 200  # sign-in takes it
+    assert len(api.requests) == 1
+    for make in [lambda: token, *[lambda: _forged(nowgg_issuer)] * 25]:
+        response = bearer(make())
+        assert_refused(response, 401, "wrong_issuer")
+        assert 'error="invalid_token"' in response["WWW-Authenticate"]
+    assert len(api.requests) == 1
+
+
+def test_bearer_with_remote_providers_on_asks_once_per_forged_token(
+    client, api, nowgg_issuer, bearer_remote
+):
+    token = _forged(nowgg_issuer)
+    for _ in range(25):
+        assert_refused(bearer(token), 401, "malformed_token")
+    assert len(api.requests) == 1
+
+
+def test_bearer_takes_a_now_gg_token(client, api, nowgg_issuer, bearer_remote):
     token = nowgg_token(nowgg_issuer, sub="ngg-bearer")
     signed_in = post(client, token).json()
     response = Client().get("/auth/google/me/", HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -536,7 +790,9 @@ def test_bearer_takes_a_now_gg_token(client, api, nowgg_issuer):
         (lambda posted: (200, "text/plain", b"ok"), 502, "provider_error"),
     ],
 )
-def test_bearer_with_now_gg_down_is_not_a_401(client, api, nowgg_issuer, respond, status, code):
+def test_bearer_with_now_gg_down_is_not_a_401(
+    client, api, nowgg_issuer, bearer_remote, respond, status, code
+):
     # A client told 401 would throw a good token away.
     api.respond = respond
     response = Client().get(

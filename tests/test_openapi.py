@@ -123,13 +123,13 @@ def test_signin_with_a_named_provider(schema: dict[str, Any]) -> None:
 
 def test_signin_request_body(schema: dict[str, Any]) -> None:
     content = schema["paths"][SIGNIN]["post"]["requestBody"]["content"]
-    assert set(content) == FORMS
+    # No multipart: sign-in refuses it unread (415).
+    assert set(content) == FORMS - {"multipart/form-data"}
     as_json = resolve(schema, content["application/json"]["schema"])
     assert as_json["required"] == ["id_token"]
     assert as_json["properties"]["id_token"]["type"] == "string"
     form = resolve(schema, content["application/x-www-form-urlencoded"]["schema"])
     assert set(form["properties"]) == {"idToken", "id_token"}
-    assert resolve(schema, content["multipart/form-data"]["schema"]) == form
 
 
 def test_signin_answer(schema: dict[str, Any]) -> None:

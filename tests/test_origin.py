@@ -5,13 +5,15 @@ from django.contrib.auth.models import User
 
 from django_google_idtoken.models import LinkedAccount
 
+from .helpers import post_form
+
 pytestmark = pytest.mark.django_db
 
 SIGNIN = "/auth/google/signin/"
 
 
 def post(client, token, **headers):
-    return client.post(SIGNIN, {"idToken": token}, **headers)
+    return post_form(client, SIGNIN, {"idToken": token}, **headers)
 
 
 def test_native_client_without_origin_signs_in(client, issuer, key_server):

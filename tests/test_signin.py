@@ -7,21 +7,28 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
+import re
 import warnings
 from importlib import import_module
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, ClassVar
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import authenticate, get_user, get_user_model
 from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
 from django.test import RequestFactory
-from django.test.client import MULTIPART_CONTENT
 from django.utils.log import AdminEmailHandler
 
 from django_google_idtoken.backends import GoogleIdTokenBackend, get_refusal, get_result
+from django_google_idtoken.errors import REFUSALS
 from django_google_idtoken.models import LinkedAccount
+
+from .helpers import REPO_ROOT, post_form
+
+FORM = "application/x-www-form-urlencoded"
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +103,62 @@ def test_json_signin_answers_user_created_and_account(client, issuer, key_server
     }
 
 
+@pytest.mark.parametrize(
+    "picture",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+        "http://lh3.googleusercontent.com/a/ada",  # not https
+        "https:javascript:alert(1)",  # no host
+        "//evil.example/a.png",  # scheme-relative
+        "/a.png",
+        'https://x.example/a.png" onerror="alert(1)',
+        "https://x.example/a.png\n",
+        " https://x.example/a.png",
+        "https://[::1/a.png",
+        "https://x.example:99999/a.png",
+        ["https://x.example/a.png"],
+    ],
+)
+def test_a_picture_that_is_not_an_https_url_is_dropped(client, issuer, key_server, picture):
+    # A project's template may well put the picture in an href or a src:
+    # javascript: or data: there runs script. Stored, answered by signin/
+    # and by accounts/, only an https URL is kept.
+    response = post_json(client, {"id_token": issuer.mint(sub="1010", picture=picture)})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["account"]["picture"] == ""
+    assert LinkedAccount.objects.get().picture == ""
+    [listed] = client.get("/auth/google/accounts/").json()
+    assert listed["picture"] == ""
+
+
+def test_a_picture_changed_to_javascript_replaces_the_stored_one(client, issuer, key_server):
+    good = "https://lh3.googleusercontent.com/a/ada=s96-c"
+    assert (
+        post_json(client, {"id_token": issuer.mint(sub="1011", picture=good)}).json()["account"][
+            "picture"
+        ]
+        == good
+    )
+    response = post_json(client, {"id_token": issuer.mint(sub="1011", picture="javascript:x")})
+    assert response.json()["account"]["picture"] == ""
+    assert LinkedAccount.objects.get().picture == ""
+
+
+@pytest.mark.parametrize(
+    "picture",
+    ["https://lh3.googleusercontent.com/a/ACg8ocK-x_y=s96-c", "HTTPS://x.example/a%20b.png?s=1"],
+)
+def test_an_https_picture_is_kept(client, issuer, key_server, picture):
+    response = post_json(client, {"id_token": issuer.mint(sub="1012", picture=picture)})
+    assert response.json()["account"]["picture"] == picture
+    assert LinkedAccount.objects.get().picture == picture
+    assert client.get("/auth/google/accounts/").json()[0]["picture"] == picture
+
+
 def test_second_signin_is_not_created(client, issuer, key_server):
     first = post_json(client, {"id_token": issuer.mint(sub="1002")})
     second = post_json(client, {"id_token": issuer.mint(sub="1002")})
@@ -109,22 +172,11 @@ def test_second_signin_is_not_created(client, issuer, key_server):
     assert key_server.fetches == 1  # the second sign-in used the keys already fetched
 
 
-@pytest.mark.parametrize(
-    ("field", "content_type"),
-    [
-        # Google's and now.gg's client examples post the form field idToken.
-        ("idToken", "application/x-www-form-urlencoded"),
-        ("idToken", MULTIPART_CONTENT),
-        ("id_token", "application/x-www-form-urlencoded"),
-        ("id_token", MULTIPART_CONTENT),
-    ],
-)
-def test_form_signin(client, issuer, key_server, field, content_type):
+# Google's and now.gg's client examples post the form field idToken.
+@pytest.mark.parametrize("field", ["idToken", "id_token"])
+def test_form_signin(client, issuer, key_server, field):
     token = issuer.mint(sub="1003", email="form@gmail.com")
-    if content_type == MULTIPART_CONTENT:
-        response = client.post(SIGNIN, {field: token})
-    else:
-        response = client.post(SIGNIN, urlencode({field: token}), content_type=content_type)
+    response = post_form(client, SIGNIN, {field: token})
 
     assert response.status_code == 200, response.content
     body = response.json()
@@ -228,7 +280,11 @@ def test_missing_token_json(client, key_server, payload):
 
 def test_missing_token_no_body(client, key_server):
     before = db_state()
-    assert_refused(client.post(SIGNIN), 400, "missing_token")
+    assert_refused(client.post(SIGNIN, b"", content_type=FORM), 400, "missing_token")
+    # An empty body has nothing to parse, whatever its declared type.
+    empty_multipart = client.post(SIGNIN, b"", content_type="multipart/form-data; boundary=b")
+    assert_refused(empty_multipart, 400, "missing_token")
+    assert_refused(client.post(SIGNIN, b"", content_type=""), 400, "missing_token")
     assert_refused(client.post(SIGNIN, b"", content_type="application/json"), 400, "missing_token")
     assert db_state() == before
 
@@ -239,6 +295,78 @@ def test_missing_token_unparsable_json(client, key_server, body):
     response = client.post(SIGNIN, body, content_type="application/json")
     assert_refused(response, 400, "missing_token")
     assert db_state() == before
+
+
+class RecordingUploadHandler(FileUploadHandler):
+    """First of the upload handlers in the multipart tests: Django's
+    multipart parser calls it before reading any part, so any call means the
+    body was parsed (and its file parts spooled, by the handlers after it)."""
+
+    calls: ClassVar[list[str]] = []
+
+    def handle_raw_input(self, *args: Any, **kwargs: Any) -> None:
+        RecordingUploadHandler.calls.append("handle_raw_input")
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        RecordingUploadHandler.calls.append("receive_data_chunk")
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        RecordingUploadHandler.calls.append("file_complete")
+
+
+@pytest.fixture
+def upload_handlers(settings, tmp_path) -> list[str]:
+    RecordingUploadHandler.calls = []
+    settings.FILE_UPLOAD_HANDLERS = [
+        f"{__name__}.RecordingUploadHandler",
+        "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+    ]
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    return RecordingUploadHandler.calls
+
+
+def _large_upload(token: str) -> dict[str, Any]:
+    # Over FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): parsed, it goes to a temp file.
+    return {"idToken": token, "file": SimpleUploadedFile("big.bin", b"\0" * (5 * 2**20))}
+
+
+@pytest.mark.parametrize("url", [SIGNIN, "/auth/google/signin/nowgg/"])
+@pytest.mark.parametrize("browser", [False, True], ids=["native", "browser"])
+def test_multipart_is_refused_before_it_is_read(
+    client, issuer, key_server, settings, upload_handlers, url, browser
+):
+    # A file part is spooled to disk as soon as anything reads request.POST
+    # (the login CSRF check does, for a browser's request with Django's CSRF
+    # cookie), and DATA_UPLOAD_MAX_MEMORY_SIZE does not count files. Sign-in
+    # takes JSON and urlencoded forms only: multipart is 415, unread.
+    settings.GOOGLE_IDTOKEN = {
+        **settings.GOOGLE_IDTOKEN,
+        "PROVIDERS": {"nowgg": {"CLIENT_IDS": ["n"], "VERIFY_URL": "http://127.0.0.1:9/v"}},
+    }
+    headers: dict[str, Any] = {}
+    if browser:
+        client.cookies[django_settings.CSRF_COOKIE_NAME] = "x" * 32
+        headers = {"HTTP_ORIGIN": "http://testserver", "HTTP_SEC_FETCH_SITE": "same-origin"}
+    before = db_state()
+
+    response = client.post(url, _large_upload(issuer.mint()), **headers)
+
+    assert_refused(response, 415, "unsupported_media_type")
+    assert upload_handlers == []
+    assert os.listdir(settings.FILE_UPLOAD_TEMP_DIR) == []
+    assert db_state() == before
+    assert key_server.fetches == 0
+
+
+def test_the_upload_handlers_see_a_multipart_body_that_is_read(
+    client, issuer, key_server, upload_handlers
+):
+    # The control: the same body posted to a view that reads request.POST
+    # (the admin's login page) goes through the handlers.
+    client.post("/admin/login/", _large_upload(issuer.mint()))
+    assert "handle_raw_input" in upload_handlers
+    assert "file_complete" in upload_handlers
 
 
 def test_text_plain_body_is_a_clean_415(client, issuer, key_server):
@@ -480,7 +608,7 @@ def test_no_token_in_logs_or_responses(client, issuer, key_server, caplog, form)
     responses = []
     for token in (refused, accepted):
         if form:
-            responses.append(client.post(SIGNIN, {"idToken": token}))
+            responses.append(post_form(client, SIGNIN, {"idToken": token}))
         else:
             responses.append(post_json(client, {"id_token": token}))
     assert [r.status_code for r in responses] == [401, 200]
@@ -505,7 +633,7 @@ def test_no_token_in_the_error_report_mailed_to_admins(client, issuer, key_serve
     key_server.respond = lambda path: (200, {"Content-Type": "application/json"}, b"<html>")
     token = issuer.mint(sub="9003")
 
-    response = client.post(SIGNIN, {"idToken": token})
+    response = post_form(client, SIGNIN, {"idToken": token})
 
     assert_refused(response, 503, "keys_unavailable")
     assert any(
@@ -523,3 +651,13 @@ def test_no_token_in_refusal_details(client, issuer, key_server):
         body = json.dumps(post_json(client, {"id_token": token}).json())
         for part in _segments(token):
             assert part not in body
+
+
+def test_the_readme_refusal_table_agrees_with_the_code():
+    # Each code of errors.REFUSALS is a row of the README's table, with the
+    # status the code answers.
+    text = (REPO_ROOT / "README.rst").read_text(encoding="utf-8")
+    table = text.split("Refusal codes\n-------------\n", 1)[1].split("\nClients\n", 1)[0]
+    rows = {code: int(status) for status, code in re.findall(r"^(\d{3})\s+``(\w+)``", table, re.M)}
+    assert set(REFUSALS) <= set(rows)
+    assert {code: REFUSALS[code][0] for code in REFUSALS} == {code: rows[code] for code in REFUSALS}

@@ -18,7 +18,7 @@ from django.test import Client, RequestFactory
 
 from django_google_idtoken.models import LinkedAccount
 
-from .helpers import SIGNIN, assert_refused, db_state
+from .helpers import SIGNIN, assert_refused, db_state, post_form
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def give_csrf_cookie(client: Client) -> str:
 
 
 def post(client: Client, token: str, **extra: Any) -> Any:
-    return client.post(SIGNIN, {"idToken": token}, **extra)
+    return post_form(client, SIGNIN, {"idToken": token}, **extra)
 
 
 # -- native clients -----------------------------------------------------------------
@@ -128,7 +128,8 @@ def test_browser_with_token_in_header_signs_in(client, issuer, key_server):
 
 def test_browser_with_token_in_form_field_signs_in(client, issuer, key_server):
     token = give_csrf_cookie(client)
-    response = client.post(
+    response = post_form(
+        client,
         SIGNIN,
         {"idToken": issuer.mint(), "csrfmiddlewaretoken": token},
         HTTP_ORIGIN=OWN_ORIGIN,
@@ -183,7 +184,8 @@ def test_browser_hostile_body_is_400_not_500(client, issuer, key_server, setting
     # end as it does without the check, 400 missing_token.
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 2
     token = give_csrf_cookie(client)
-    response = client.post(
+    response = post_form(
+        client,
         SIGNIN,
         {"idToken": issuer.mint(), "a": "1", "b": "2"},
         HTTP_ORIGIN=OWN_ORIGIN,

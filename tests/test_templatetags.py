@@ -15,7 +15,7 @@ from django.template import Context, RequestContext, Template, TemplateSyntaxErr
 from django.test import Client, RequestFactory
 from django.urls import include, path
 
-from .helpers import SIGNIN
+from .helpers import SIGNIN, post_form
 
 WEB_CLIENT = "1234-test.apps.googleusercontent.com"  # the first of the test CLIENT_IDS
 TAG = "{% load google_idtoken %}{% google_sign_in " + "ARGS" + " %}"
@@ -223,8 +223,12 @@ def test_popup_page_token_signs_in_through_signin(issuer: Any, key_server: Any) 
     response = browser.get("/page/")
     assert "csrftoken" in response.cookies  # set because the tag asked for a token
     token = csrf_token_of(response.content.decode())
-    signed_in = browser.post(
-        SIGNIN, {"idToken": issuer.mint()}, HTTP_ORIGIN="http://testserver", HTTP_X_CSRFTOKEN=token
+    signed_in = post_form(
+        browser,
+        SIGNIN,
+        {"idToken": issuer.mint()},
+        HTTP_ORIGIN="http://testserver",
+        HTTP_X_CSRFTOKEN=token,
     )
     assert signed_in.status_code == 200, signed_in.content
 
@@ -234,7 +238,9 @@ def test_popup_page_token_signs_in_through_signin(issuer: Any, key_server: Any) 
 def test_popup_page_without_the_token_is_refused(issuer: Any, key_server: Any) -> None:
     browser = Client(enforce_csrf_checks=True)
     browser.get("/page/")
-    refused = browser.post(SIGNIN, {"idToken": issuer.mint()}, HTTP_ORIGIN="http://testserver")
+    refused = post_form(
+        browser, SIGNIN, {"idToken": issuer.mint()}, HTTP_ORIGIN="http://testserver"
+    )
     assert refused.status_code == 403
     assert refused.json()["code"] == "csrf_failed"
 
@@ -261,7 +267,11 @@ def test_popup_page_token_with_csrf_in_the_session(
     settings.CSRF_USE_SESSIONS = True
     browser = Client(enforce_csrf_checks=True)
     token = csrf_token_of(browser.get("/page/").content.decode())
-    signed_in = browser.post(
-        SIGNIN, {"idToken": issuer.mint()}, HTTP_ORIGIN="http://testserver", HTTP_X_CSRFTOKEN=token
+    signed_in = post_form(
+        browser,
+        SIGNIN,
+        {"idToken": issuer.mint()},
+        HTTP_ORIGIN="http://testserver",
+        HTTP_X_CSRFTOKEN=token,
     )
     assert signed_in.status_code == 200, signed_in.content

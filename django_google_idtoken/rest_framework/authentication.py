@@ -31,6 +31,11 @@ logger = logging.getLogger("django_google_idtoken")
 # so the request is the only thing both calls see.
 _CHALLENGE_ATTR = "_google_idtoken_bearer_challenge"
 
+REMOTE_PROVIDER_DETAIL = (
+    "Tokens of this identity provider are not accepted as Bearer credentials here; "
+    "sign in with them instead."
+)
+
 # RFC 6750 section 3: error_description is %x20-21 / %x23-5B / %x5D-7E (no
 # double quote, no backslash, printable ASCII only).
 _NOT_DESCRIPTION_CHAR = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
@@ -94,7 +99,15 @@ class GoogleIdTokenAuthentication(BaseAuthentication):
         # by the verifier as malformed_token, like any other bad token.
         token = header[1].decode("latin-1")
         try:
-            claims = provider_for_token(token).verify(token)
+            provider = provider_for_token(token)
+            if provider.verifies_remotely and not conf.BEARER_REMOTE_PROVIDERS:
+                # Anyone may put a Bearer header on any API request. A forged
+                # token naming a remote verifier's issuer would cost a call to
+                # it (a worker held up to HTTP_TIMEOUT), and a flood of them
+                # would spend the project's rate limit there, so that real
+                # sign-ins fail. Off unless the project turns it on.
+                raise Refused("wrong_issuer", REMOTE_PROVIDER_DETAIL, provider=provider.name)
+            claims = provider.verify(token)
             # No replay protection (REPLAY_PROTECTION) here, by design: a
             # bearer token is presented again on every request until it
             # expires. It guards sign-ins and links, which turn one token

@@ -153,7 +153,7 @@ RETRY_AFTER = OpenApiParameter(
     "Retry-After",
     int,
     OpenApiParameter.HEADER,
-    description="Seconds to wait before retrying (keys_unavailable).",
+    description="Seconds to wait before retrying (keys_unavailable, provider_unavailable).",
     response=[503],
 )
 
@@ -228,12 +228,11 @@ class GoogleIdTokenSignInResultSerializer(serializers.Serializer):  # type: igno
     )
 
 
-def _forms(json: Any, form: Any) -> dict[str, Any]:
-    return {
-        "application/json": json,
-        "application/x-www-form-urlencoded": form,
-        "multipart/form-data": form,
-    }
+def _forms(json: Any, form: Any, *, multipart: bool = True) -> dict[str, Any]:
+    content = {"application/json": json, "application/x-www-form-urlencoded": form}
+    if multipart:
+        content["multipart/form-data"] = form
+    return content
 
 
 # -- the views -----------------------------------------------------------------
@@ -255,9 +254,13 @@ def _signin(target: Any, operation_id: str, *parameters: OpenApiParameter) -> An
             description=(
                 "Verifies the ID token, finds or creates the linked user, opens a "
                 "session (SIGNIN_SESSION) and, with SIGNIN_TOKEN, hands back an API "
-                "credential under `token`. Tokens are never accepted in URLs."
+                "credential under `token`. Tokens are never accepted in URLs. JSON or an "
+                "urlencoded form only: any other body (multipart included) is refused "
+                "unread, 415 unsupported_media_type."
             ),
-            request=_forms(GoogleIdTokenSignInSerializer, GoogleIdTokenSignInFormSerializer),
+            request=_forms(
+                GoogleIdTokenSignInSerializer, GoogleIdTokenSignInFormSerializer, multipart=False
+            ),
             responses={200: GoogleIdTokenSignInResultSerializer, **refusals(SIGNIN_CODES)},
             parameters=[*parameters, RETRY_AFTER],
         ),

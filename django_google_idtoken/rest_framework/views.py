@@ -122,15 +122,36 @@ class SignInView(CodedErrorsMixin, APIView):
     # an existing session must not change what this view does.
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    # No MultiPartParser: see refuse_unparsable_media_type.
+    parser_classes = [JSONParser, FormParser]
+
+    def refuse_unparsable_media_type(self, request: Request) -> None:
+        """415 ``unsupported_media_type`` for a body that none of the view's
+        parsers takes, before anything reads it.
+
+        Sign-in takes JSON and urlencoded forms, what every client sends
+        (Google's, now.gg's and the README's). A multipart body would be
+        parsed by Django in full, its file parts spooled to disk (which
+        ``DATA_UPLOAD_MAX_MEMORY_SIZE`` does not count), as soon as anything
+        reads ``request.POST``: the login CSRF check does, before the token
+        is looked at. Refused here, it costs nothing but its headers.
+        """
+        media_type = request.content_type
+        # request.stream is None for an empty body (DRF then parses nothing).
+        if not media_type or request.stream is None:
+            return
+        if self.get_content_negotiator().select_parser(request, self.get_parsers()) is None:
+            raise exceptions.UnsupportedMediaType(media_type)
 
     @sensitive_variables("token")
     def post(self, request: Request, provider: str | None = None) -> Response:
         http_request = request._request
+        # First of all: the CSRF check below may read the body.
+        self.refuse_unparsable_media_type(request)
         # Login CSRF: the Origin rule for all, Django's CSRF token for browsers.
         check_login_csrf(http_request)
         # Before reading the body: a misspelt provider route is a 404
-        # whatever was posted to it.
+        # whatever token was posted to it.
         get_provider(provider)
         token = extract_token(request)
         user = authenticate(http_request, id_token=token, provider=provider)
