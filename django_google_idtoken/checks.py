@@ -11,7 +11,8 @@ SIGNIN_TOKEN names an app that is not installed; E020 two providers (Google
 included) take tokens of the same issuer; W001 an unknown key in
 GOOGLE_IDTOKEN (most likely a typo); W002 sign-in hands back no credential
 at all; E012 LOCAL_EMAIL_VERIFIED names no importable callable; W003
-LINK_BY_EMAIL is on without LOCAL_EMAIL_VERIFIED.
+LINK_BY_EMAIL is on without LOCAL_EMAIL_VERIFIED. Deployment only (``check
+--deploy``): W010 redirect mode without LOGIN_URI.
 """
 
 from __future__ import annotations
@@ -224,3 +225,31 @@ def _importable(module: str) -> bool:
         return find_spec(module) is not None
     except (ImportError, ValueError):  # a parent missing, or blocked in sys.modules
         return False
+
+
+@register(Tags.security, deploy=True)
+def check_deploy_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W010: in production, redirect mode needs LOGIN_URI."""
+    try:
+        raw = raw_settings()
+    except Exception:  # noqa: BLE001 - not a dict: check_settings reports E004
+        return []
+    mode = raw.get("UX_MODE", DEFAULTS["UX_MODE"])
+    login_uri = raw.get("LOGIN_URI", DEFAULTS["LOGIN_URI"])
+    if type_error("UX_MODE", mode) or type_error("LOGIN_URI", login_uri):
+        return []  # E004
+    if mode == "redirect" and not login_uri:
+        # Without it the tag builds the login URI from the request's Host
+        # header (within ALLOWED_HOSTS): a proxy that rewrites Host, or
+        # ALLOWED_HOSTS = ["*"], gives Google a URI it does not know, and
+        # Google refuses to post the token there.
+        return [
+            Warning(
+                f"{SETTING_NAME}['UX_MODE'] is 'redirect' but LOGIN_URI is empty: the login URI "
+                "Google posts ID tokens to is built from each request's Host header.",
+                hint=f"Set {SETTING_NAME}['LOGIN_URI'] to the absolute https URL of this app's "
+                "gis/ view, as registered among the web client's Authorized redirect URIs.",
+                id="django_google_idtoken.W010",
+            )
+        ]
+    return []

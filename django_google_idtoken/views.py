@@ -39,6 +39,12 @@ METHOD_NOT_ALLOWED = (
 )
 
 
+SAME_SITE_DETAIL = (
+    "This sign-in was posted by a page of another subdomain of this site "
+    "(Sec-Fetch-Site: same-site); Sign in with Google posts from Google's page or this one."
+)
+
+
 def redirect_origin_allowed(request: HttpRequest) -> bool:
     """The Origin rule of the redirect view: looser than signin/'s, by necessity.
 
@@ -52,6 +58,21 @@ def redirect_origin_allowed(request: HttpRequest) -> bool:
     """
     origin = request.META.get("HTTP_ORIGIN")
     return origin in (None, "null", GOOGLE_ORIGIN) or origin_allowed(request)
+
+
+def posted_by_sibling(request: HttpRequest) -> bool:
+    """True if a browser says a page of a sibling subdomain made the post.
+
+    A sibling subdomain (evil.example.com next to www.example.com) can set a
+    g_csrf_token cookie for the parent domain ("cookie tossing") and hide its
+    Origin with ``Referrer-Policy: no-referrer`` (Origin: null): the
+    double-submit check then passes and the visitor is signed in to the
+    attacker's account (login CSRF). Browsers still tell such a post apart with
+    ``Sec-Fetch-Site: same-site``, which a page cannot set or remove. Google's
+    page posts ``cross-site`` and this site's own pages ``same-origin``: no
+    real flow posts ``same-site``.
+    """
+    return str(request.META.get("HTTP_SEC_FETCH_SITE", "")).lower() == "same-site"
 
 
 def refused_page(
@@ -110,6 +131,9 @@ def google_login(request: HttpRequest) -> HttpResponse:
         response = refused_page(request, code, detail, 405)
         response["Allow"] = "POST"
         return response
+    if posted_by_sibling(request):
+        logger.info("redirect sign-in refused: csrf_failed (Sec-Fetch-Site: same-site)")
+        return _refusal_page(request, Refused("csrf_failed", SAME_SITE_DETAIL))
     if not redirect_origin_allowed(request):
         return _refusal_page(request, Refused("csrf_failed"))
     try:

@@ -3,7 +3,7 @@ view share (Google's client library, login URIs, safe ``next`` URLs)."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -48,3 +48,21 @@ def safe_next(request: HttpRequest, url: str | None) -> str | None:
     ):
         return url
     return None
+
+
+def local_path(request: HttpRequest, url: str | None) -> str | None:
+    """A safe ``url`` (see :func:`safe_next`) as a path on this site
+    (``/path?query#fragment``), resolved against the request's path.
+
+    The popup script follows only such paths: one test in the browser (a
+    leading single "/" and the page's own origin) then covers every URL the
+    tag can render.
+    """
+    if not url:
+        return None
+    parts = urlsplit(urljoin(request.get_full_path(), url))
+    path = parts.path or "/"
+    # "//host" and "/\\host" name another host to a browser.
+    if not path.startswith("/") or path[1:2] in ("/", "\\"):
+        return None
+    return urlunsplit(("", "", path, parts.query, parts.fragment))

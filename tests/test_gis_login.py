@@ -203,6 +203,50 @@ def test_foreign_origin_is_refused(client, issuer, key_server, origin):
     assert not LinkedAccount.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [None, "null", "https://sub.testserver", "https://app.example.com"],
+    ids=["no-origin", "null", "sibling", "trusted-sibling"],
+)
+def test_post_from_a_sibling_subdomain_is_refused(client, issuer, key_server, settings, origin):
+    # The attacker moves first: a page on a sibling subdomain tosses a
+    # g_csrf_token cookie for the parent domain, then posts its author's own
+    # ID token with Referrer-Policy: no-referrer (Origin: null). The browser
+    # still marks the post Sec-Fetch-Site: same-site (issue 12, item 3). Even
+    # an origin in CSRF_TRUSTED_ORIGINS: no real flow posts same-site.
+    settings.CSRF_TRUSTED_ORIGINS = ["https://app.example.com"]
+    extra = {"HTTP_SEC_FETCH_SITE": "same-site"}
+    if origin is not None:
+        extra["HTTP_ORIGIN"] = origin
+    before = db_state()
+    response = post(client, issuer.mint(), **extra)
+    assert_refused_page(response, 403, "csrf_failed")
+    assert "Sec-Fetch-Site: same-site" in response.content.decode()
+    assert db_state() == before
+    assert key_server.fetches == 0
+    assert client.get(ME).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("origin", "fetch_site"),
+    [
+        ("https://accounts.google.com", "cross-site"),  # Google's page
+        ("null", "cross-site"),  # Google's https page to an http login URI
+        ("http://testserver", "same-origin"),  # One Tap / FedCM on this site's page
+        ("null", "same-origin"),  # this site's page with Referrer-Policy: no-referrer
+        (None, "none"),
+    ],
+)
+def test_sec_fetch_site_of_the_real_flows_is_allowed(
+    client, issuer, key_server, origin, fetch_site
+):
+    extra = {"HTTP_SEC_FETCH_SITE": fetch_site}
+    if origin is not None:
+        extra["HTTP_ORIGIN"] = origin
+    response = post(client, issuer.mint(), **extra)
+    assert response.status_code == 302, response.content
+
+
 @pytest.mark.parametrize("credential", [None, "", "   "], ids=["absent", "empty", "blank"])
 def test_missing_credential(client, issuer, key_server, credential):
     response = post(client, credential)

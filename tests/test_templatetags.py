@@ -61,8 +61,61 @@ def test_popup_mode_by_default() -> None:
     assert attribute(page, "data-csrf-token")
     assert attribute(page, "data-next") is None
     assert 'class="g_id_signin"' in page
-    assert '<script src="/static/django_google_idtoken/sign_in.js"></script>' in page
+    assert '<script src="/static/django_google_idtoken/sign_in.js" data-signin-url=' in page
     assert '<script src="https://accounts.google.com/gsi/client" async></script>' in page
+
+
+def script_tag(page: str) -> str:
+    match = re.search(r'<script src="/static/django_google_idtoken/sign_in\.js"[^>]*>', page)
+    assert match, page
+    return match.group(0)
+
+
+@pytest.mark.urls(__name__)
+def test_popup_script_carries_its_own_configuration() -> None:
+    # The script reads its configuration from its own tag
+    # (document.currentScript): no element id that HTML placed above the tag
+    # could take over (issue 12, item 1).
+    page = render('next="/after/"')
+    tag = script_tag(page)
+    assert attribute(tag, "data-signin-url") == "/auth/google/signin/"
+    assert attribute(tag, "data-csrf-token")
+    assert attribute(tag, "data-next") == "/after/"
+    assert 'id="google-idtoken"' not in page
+    assert page.count("data-signin-url") == page.count("data-next") == 1
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize(
+    ("next_url", "expected"),
+    [
+        ("/after/", "/after/"),
+        ("http://testserver/after/?tab=2#top", "/after/?tab=2#top"),
+        ("after/", "/page/after/"),
+        ("?tab=2", "/page/?tab=2"),
+        ("http://testserver//evil.example/", None),
+        ("http://testserver/\\evil.example/", None),
+    ],
+)
+def test_popup_next_is_rendered_as_a_path_on_this_site(next_url: str, expected: str | None) -> None:
+    # sign_in.js follows only "/..." paths on the page's own origin.
+    assert attribute(render("next=next", next=next_url), "data-next") == expected
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("mode", ["popup", "redirect"])
+def test_the_tag_twice_for_one_request_is_an_error(mode: str) -> None:
+    # Google's library reads one g_id_onload per page; a second is a mistake
+    # a developer must see, not a configuration silently ignored or used.
+    request = RequestFactory().get("/page/")
+    template = Template(
+        "{% load google_idtoken %}{% google_sign_in ux_mode=mode %}"
+        "<p>Comments</p>{% google_sign_in ux_mode=mode button=False %}"
+    )
+    with pytest.raises(TemplateSyntaxError, match="used twice"):
+        template.render(RequestContext(request, {"mode": mode}))
+    # Once per request is fine, the same template included by another request too.
+    assert render(f'ux_mode="{mode}"').count('id="g_id_onload"') == 1
 
 
 @pytest.mark.urls(__name__)

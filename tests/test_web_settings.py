@@ -1,14 +1,16 @@
 """The settings of Sign in with Google on web pages (WEB_CLIENT_ID, UX_MODE,
-ONE_TAP, LOGIN_URI): defaults, validation, and system checks E004, E009 and
-E010."""
+ONE_TAP, LOGIN_URI): defaults, validation, and system checks E004, E009,
+E010 and W010 (deployment)."""
 
 from __future__ import annotations
 
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
 
 from django_google_idtoken.conf import conf
 
@@ -112,3 +114,54 @@ def test_e007_login_uri_not_absolute_https(settings: Any, url: str) -> None:
 def test_e007_https_or_loopback_is_fine(settings: Any, url: str) -> None:
     configure(settings, LOGIN_URI=url)
     assert our_ids() == []
+
+
+def deploy_ids() -> list[str]:
+    return [
+        m.id.removeprefix(PREFIX)
+        for m in checks.run_checks(include_deployment_checks=True)
+        if (m.id or "").startswith(PREFIX)
+    ]
+
+
+def test_w010_redirect_mode_without_login_uri_warns_on_deploy(settings: Any) -> None:
+    # The login URI would be built from the Host header of each request
+    # (issue 12, item 12): check --deploy says LOGIN_URI must be set.
+    configure(settings, UX_MODE="redirect")
+    assert deploy_ids() == ["W010"]
+    messages = [
+        m for m in checks.run_checks(include_deployment_checks=True) if m.id == PREFIX + "W010"
+    ]
+    assert messages[0].level == checks.WARNING
+    assert "LOGIN_URI" in messages[0].msg
+    assert "Authorized redirect URIs" in (messages[0].hint or "")
+    # Not a development-time message: plain check stays quiet.
+    assert our_ids() == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"UX_MODE": "redirect", "LOGIN_URI": "https://www.example.com/auth/google/gis/"},
+        {"UX_MODE": "popup"},
+        {},
+    ],
+    ids=["redirect-with-login-uri", "popup", "default"],
+)
+def test_w010_quiet_otherwise(settings: Any, options: dict[str, Any]) -> None:
+    configure(settings, **options)
+    assert "W010" not in deploy_ids()
+
+
+def test_w010_not_reported_over_a_wrong_type(settings: Any) -> None:
+    configure(settings, UX_MODE="redirect", LOGIN_URI=None)
+    assert deploy_ids() == ["E004"]
+    settings.GOOGLE_IDTOKEN = ["not a dict"]
+    assert deploy_ids() == ["E004"]
+
+
+def test_w010_through_manage_py_check_deploy(settings: Any) -> None:
+    configure(settings, UX_MODE="redirect")
+    out = StringIO()
+    call_command("check", "--deploy", "--tag", "security", stdout=out, stderr=out)
+    assert "django_google_idtoken.W010" in out.getvalue()

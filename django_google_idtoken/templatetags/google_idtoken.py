@@ -20,9 +20,12 @@ from django.middleware.csrf import get_token
 from django.urls import reverse
 
 from ..conf import CHOICES, conf
-from ..web import GIS_CLIENT_URL, POPUP_CALLBACK, safe_next
+from ..web import GIS_CLIENT_URL, POPUP_CALLBACK, local_path, safe_next
 
 register = template.Library()
+
+#: Set on the request once the tag has rendered for it.
+_RENDERED_ATTR = "_google_idtoken_sign_in_rendered"
 
 
 @register.inclusion_tag("django_google_idtoken/sign_in.html", takes_context=True)
@@ -57,6 +60,15 @@ def google_sign_in(
             "{% google_sign_in %} needs the request: add "
             "'django.template.context_processors.request' to the template context processors."
         )
+    # Google's library reads one element with id="g_id_onload" per page
+    # ("Don't put this ID on multiple elements"), and the page's script one
+    # configuration: a second use would be silently ignored, or worse, used.
+    if getattr(request, _RENDERED_ATTR, False):
+        raise template.TemplateSyntaxError(
+            "{% google_sign_in %} is used twice for one request: render it once per page "
+            "(Google's library reads a single g_id_onload configuration)."
+        )
+    setattr(request, _RENDERED_ATTR, True)
     mode = conf.UX_MODE if ux_mode is None else ux_mode
     if mode not in CHOICES["UX_MODE"]:
         raise template.TemplateSyntaxError(
@@ -81,6 +93,8 @@ def google_sign_in(
     }
     if mode == "popup":
         values["callback"] = POPUP_CALLBACK
+        # sign_in.js follows only a path on the page's own origin.
+        values["next_url"] = local_path(request, next_url) or ""
         values["signin_url"] = reverse("google_idtoken:signin")
         # get_token also makes the response set Django's CSRF cookie, which
         # the token is checked against.
