@@ -68,8 +68,15 @@ _DONE = "done"
 #: How many distinct key URLs one process keeps stores for.
 MAX_STORES = 16
 
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
-_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
+# ASCII only: "\d" and str.isdigit() also take digits of other scripts and
+# superscripts ("²"), which int() then rejects or reads as numbers no HTTP
+# header means (RFC 9111 1.2.2: delta-seconds is 1*DIGIT, and DIGIT is ASCII).
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?([0-9]+)\"?\s*(?:,|$)", re.IGNORECASE | re.ASCII)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE | re.ASCII)
+#: RFC 9111 1.2.2: a delta-seconds value too large to hold counts as 2^31.
+#: Values longer than 10 digits are never converted (a 5,000-digit max-age
+#: would hit Python's limit on converting long digit strings).
+_DELTA_SECONDS_CAP = 2**31
 
 
 class FetchError(Exception):
@@ -111,16 +118,31 @@ class SharedDocument:
     expires_at: float
 
 
+def _delta_seconds(text: str) -> int | None:
+    """An HTTP delta-seconds value: ASCII digits only, capped at 2^31; None if
+    ``text`` is not one. Never raises, whatever the header holds."""
+    text = text.strip(" \t")
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    text = text.lstrip("0") or "0"
+    if len(text) > 10:
+        return _DELTA_SECONDS_CAP
+    return min(int(text), _DELTA_SECONDS_CAP)
+
+
 def ttl_from_headers(cache_control: str | None, age: str | None) -> int:
-    """Seconds the document stays fresh, per Cache-Control max-age minus Age."""
+    """Seconds the document stays fresh, per Cache-Control max-age minus Age,
+    clamped to [MIN_TTL, MAX_TTL]. Any header value gives an answer: these
+    headers come from the network, and a value this cannot read must not
+    fail the fetch (let alone every sign-in)."""
     if not cache_control or _NO_CACHE.search(cache_control):
         return DEFAULT_TTL if not cache_control else MIN_TTL
     match = _MAX_AGE.search(cache_control)
-    if not match:
+    max_age = _delta_seconds(match.group(1)) if match else None
+    if max_age is None:
         return DEFAULT_TTL
-    ttl = int(match.group(1))
-    if age and age.strip().isdigit():
-        ttl -= int(age.strip())
+    age_seconds = _delta_seconds(age) if age else None
+    ttl = max_age - (age_seconds or 0)
     return max(MIN_TTL, min(MAX_TTL, ttl))
 
 
@@ -367,16 +389,33 @@ class KeyStore:
             body, ttl = fetch_document(self.url, conf.HTTP_TIMEOUT)
             self.stats.fetches += 1
             digest, parsed = self._parse(body)
-        except FetchError as err:
-            self.stats.failures += 1
-            self.stats.last_error = str(err)
-            self._retry_at = now + FAILURE_BACKOFF
-            return self._fallback(now, str(err))
+        except Exception as err:  # noqa: BLE001 - see _fetch_failed
+            reason = self._fetch_failed(now, err)
+            return self._fallback(now, reason)
         self.stats.last_error = ""
         self._retry_at = 0.0
         keyset = self._share(body, digest, parsed, now=now, ttl=ttl)
         logger.info("fetched %d signing keys from %s (fresh for %ds)", len(parsed), self.url, ttl)
         return keyset
+
+    def _fetch_failed(self, now: float, err: Exception) -> str:
+        """Count a failed fetch and back off; return why it failed, in words.
+
+        Any exception, even one nothing here foresaw (a bug in reading some
+        header or document), is a failed fetch: back-off, stale keys, then
+        ``keys_unavailable``. Never a 500 on every sign-in for as long as
+        the endpoint keeps sending what trips it."""
+        if isinstance(err, FetchError):
+            reason = str(err)
+        else:
+            reason = f"unexpected {type(err).__name__}"
+            # A bug, not an outage: its traceback is worth having, and the
+            # back-off keeps it to one per FAILURE_BACKOFF.
+            logger.error("fetching signing keys from %r failed", self.url, exc_info=err)
+        self.stats.failures += 1
+        self.stats.last_error = reason
+        self._retry_at = now + FAILURE_BACKOFF
+        return reason
 
     def _share(
         self, body: bytes, digest: str, parsed: Mapping[str, Verifier], *, now: float, ttl: float

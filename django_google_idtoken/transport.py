@@ -44,7 +44,10 @@ class Response:
 
 def is_loopback_url(url: str) -> bool:
     """True if the URL's host is a loopback name or address."""
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # "https://[oops/": not a URL at all
+        return False
     if host == "localhost":
         return True
     try:
@@ -58,8 +61,14 @@ def url_allowed(url: str) -> bool:
     development): a key or a "success" answer fetched over plain http from
     elsewhere could be swapped in transit, and whoever swaps it can sign in
     as anyone."""
-    scheme = urlsplit(url).scheme
-    return scheme == "https" or (scheme == "http" and is_loopback_url(url))
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        # A URL can come from the network (a discovery document's
+        # jwks_uri): one that cannot be parsed is refused, not a 500.
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(url))
 
 
 def _proxy_for(url: str) -> tuple[str, int] | None:
@@ -119,10 +128,11 @@ def request(
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    connection = _connection(url, timeout)
     timed_out = threading.Event()
     watchdog: threading.Timer | None = None
+    connection: http.client.HTTPConnection | None = None
     try:
+        connection = _connection(url, timeout)
         connection.connect()
         sock = connection.sock
         if sock is None:
@@ -162,4 +172,5 @@ def request(
     finally:
         if watchdog is not None:
             watchdog.cancel()
-        connection.close()
+        if connection is not None:
+            connection.close()

@@ -25,7 +25,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.cache import caches
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from django_google_idtoken import transport
 from django_google_idtoken.errors import KeysUnavailable, Refused
 from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.keys import (
@@ -49,6 +53,7 @@ from django_google_idtoken.testing import (
 )
 from django_google_idtoken.transport import url_allowed
 from tests.conftest import CLIENT_ID
+from tests.helpers import SIGNIN
 from tests.keyserver_helpers import (
     RawServer,
     closed_port,
@@ -348,10 +353,85 @@ def test_freshness_follows_cache_control(issuer, key_server, clock, token, heade
         ("max-age=abc", None, DEFAULT_TTL),
         ("s-maxage=100", None, DEFAULT_TTL),  # a shared-cache directive, not ours
         ("x-max-age=100", None, DEFAULT_TTL),  # a look-alike directive is not max-age
+        # Digits that str.isdigit() (or the regex \d) takes but HTTP does not:
+        # ASCII digits only (RFC 9111 1.2.2), whatever int() would make of them.
+        ("max-age=3600", "\u00b2", 3600),  # superscript two: int() raises
+        ("max-age=3600", "\u0663", 3600),  # ARABIC-INDIC DIGIT THREE
+        ("max-age=\u0663\u0666\u0660\u0660", None, DEFAULT_TTL),
+        ("max-age=\u00b2", None, DEFAULT_TTL),
+        # Longer than Python converts (4,300 digits): RFC 9111 1.2.2's 2^31.
+        ("max-age=" + "9" * 5000, None, MAX_TTL),
+        ("max-age=" + "0" * 4999 + "77", None, 77),  # leading zeros are not size
+        ("max-age=3600", "9" * 5000, MIN_TTL),
+        ("max-age=2147483648", "2147483647", MIN_TTL),
     ],
 )
 def test_ttl_from_headers(cache_control, age, ttl):
     assert ttl_from_headers(cache_control, age) == ttl
+
+
+_HEADER_TEXT = st.text(
+    st.one_of(
+        st.characters(),
+        st.sampled_from(list('0123456789 ,="\t')),
+        st.characters(categories=["Nd", "No"]),
+    ),
+    max_size=60,
+)
+_DIGITS = st.one_of(
+    st.integers(min_value=0, max_value=10**12).map(str),
+    st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=12),
+    st.integers(min_value=4000, max_value=6000).map(lambda n: "9" * n),
+)
+
+
+@given(
+    cache_control=st.one_of(
+        st.none(),
+        _HEADER_TEXT,
+        st.tuples(_HEADER_TEXT, _DIGITS, _HEADER_TEXT).map(
+            lambda t: f"{t[0]},max-age={t[1]}{t[2]}"
+        ),
+        _DIGITS.map(lambda digits: f"public, max-age={digits}"),
+    ),
+    age=st.one_of(st.none(), _HEADER_TEXT, _DIGITS),
+)
+@hypothesis_settings(deadline=None)
+def test_ttl_from_headers_never_raises(cache_control, age):
+    """Whatever the endpoint sends in Cache-Control and Age, the answer is a
+    freshness within bounds, never an exception."""
+    ttl = ttl_from_headers(cache_control, age)
+    assert type(ttl) is int
+    assert MIN_TTL <= ttl <= MAX_TTL
+
+
+@given(max_age=st.integers(0, 10**6), age=st.integers(0, 10**6))
+def test_ttl_from_headers_reads_ascii_digits(max_age, age):
+    """Control for the test above: ordinary values are read, not ignored."""
+    expected = max(MIN_TTL, min(MAX_TTL, max_age - age))
+    assert ttl_from_headers(f"public, max-age={max_age}", str(age)) == expected
+
+
+ODD_HEADERS = {
+    "age-superscript": {"Cache-Control": "public, max-age=1000", "Age": "\u00b2"},
+    "age-superscripts": {"Cache-Control": "public, max-age=1000", "Age": "\u00b3\u00b9"},
+    "max-age-5000-digits": {"Cache-Control": "public, max-age=" + "9" * 5000},
+    "age-5000-digits": {"Cache-Control": "public, max-age=1000", "Age": "9" * 5000},
+}
+
+
+@pytest.mark.parametrize("headers", list(ODD_HEADERS.values()), ids=list(ODD_HEADERS))
+def test_odd_freshness_headers_still_serve_the_keys(issuer, key_server, clock, token, headers):
+    """A key document with headers no sane server sends is still a good key
+    document: a cold store fetches it and verifies, and so does an expired
+    store refreshing from it (which used to raise on every sign-in)."""
+    key_server.respond = jwks_answer(issuer, **headers)
+    assert google.verify(token).sub == "1000"
+    assert key_server.fetches == 1
+    clock.advance(MAX_TTL + 1)
+    assert google.verify(token).sub == "1000"
+    assert key_server.fetches == 2
+    assert get_store(key_server.url).stats.failures == 0
 
 
 # -- 4. the shared cache ---------------------------------------------------------
@@ -855,6 +935,59 @@ def test_timeout_backs_off_then_recovers(issuer, key_server, settings, clock, to
     clock.advance(FAILURE_BACKOFF + 1)
     assert google.verify(token).sub == "1000"
     assert key_server.fetches == 2
+
+
+class UnforeseenBug(Exception):
+    """Stands in for a failure nothing in the fetch path foresaw."""
+
+
+@pytest.fixture
+def buggy_transport(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the HTTP client raise an exception no code above it expects (a
+    bug in reading some answer, say); return the URLs it was asked for."""
+    asked: list[str] = []
+
+    def request(method: str, url: str, **kwargs: Any) -> Any:
+        asked.append(url)
+        raise UnforeseenBug("nobody saw this coming")
+
+    monkeypatch.setattr(transport, "request", request)
+    return asked
+
+
+def test_unforeseen_failure_is_a_fetch_failure_with_stale_keys(
+    issuer, key_server, settings, clock, token, buggy_transport
+):
+    """Any exception in a fetch is a failed fetch: the last good keys serve
+    (within KEYS_MAX_STALE), the store backs off, and past the stale bound
+    it refuses keys_unavailable; never an exception out of verification,
+    which would be a 500 on every sign-in."""
+    configure(settings, KEYS_MAX_STALE=600)
+    start = clock.t
+    store = get_store(key_server.url)
+    store.load(json.dumps(issuer.jwks()).encode(), ttl=3600)
+    clock.t = start + 3601
+    assert google.verify(token).sub == "1000"
+    assert buggy_transport == [key_server.url]
+    assert store.stats.last_error == "unexpected UnforeseenBug"
+    clock.t = start + 3601 + FAILURE_BACKOFF - 1
+    assert google.verify(token).sub == "1000"
+    assert len(buggy_transport) == 1, "no back-off after the failure"
+    clock.t = start + 3600 + 601
+    assert_keys_unavailable(token)
+    assert len(buggy_transport) == 2
+
+
+@pytest.mark.django_db
+def test_unforeseen_failure_with_nothing_cached_is_a_503(
+    client, key_server, token, buggy_transport
+):
+    response = client.post(SIGNIN, {"id_token": token}, content_type="application/json")
+    assert response.status_code == 503
+    assert response.json()["code"] == "keys_unavailable"
+    assert 1 <= int(response["Retry-After"]) <= FAILURE_BACKOFF
+    client.post(SIGNIN, {"id_token": token}, content_type="application/json")
+    assert buggy_transport == [key_server.url]
 
 
 # -- 9. stale-if-error -------------------------------------------------------------

@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from django_google_idtoken import transport
 from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.models import LinkedAccount
 from django_google_idtoken.providers import get_provider, provider_names
@@ -152,6 +153,9 @@ def test_discovery_and_keys_are_fetched_once(client, apple, discovery_configured
         ({"issuer": "https://evil.example", "jwks_uri": None}, "another issuer"),
         ({"issuer": APPLE_ISSUER, "jwks_uri": "http://keys.example/jwks"}, "http jwks_uri"),
         ({"issuer": APPLE_ISSUER}, "no jwks_uri"),
+        # URLs urllib cannot take apart (they used to raise, a 500 per sign-in).
+        ({"issuer": APPLE_ISSUER, "jwks_uri": "https://[keys.example/jwks"}, "unparsable"),
+        ({"issuer": APPLE_ISSUER, "jwks_uri": "https://keys.example:99999/jwks"}, "bad port"),
     ],
 )
 def test_unusable_discovery_document_is_keys_unavailable(
@@ -167,6 +171,51 @@ def test_unusable_discovery_document_is_keys_unavailable(
     assert "Retry-After" in response
     assert discovery_configured.hits["/jwks"] == 0, why
     assert db_state() == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Age": "\u00b2"},
+        {"Cache-Control": "public, max-age=" + "9" * 5000},
+        {"Cache-Control": "max-age=60", "Age": "9" * 5000},
+    ],
+    ids=["age-superscript", "max-age-5000-digits", "age-5000-digits"],
+)
+def test_discovery_document_with_odd_freshness_headers_is_used(
+    client, apple, discovery_configured, headers
+):
+    """Headers no sane server sends do not make a good discovery document
+    unusable (they used to raise, a 500 on every sign-in)."""
+    serve = discovery_configured.respond
+
+    def respond(path: str) -> tuple[int, dict[str, str], bytes]:
+        status, sent, body = serve(path)
+        return status, {**sent, **headers}, body
+
+    discovery_configured.respond = respond
+    assert post(client, apple_token(apple)).status_code == 200
+    assert discovery_configured.hits == {"/.well-known/openid-configuration": 1, "/jwks": 1}
+
+
+def test_unforeseen_failure_in_discovery_is_keys_unavailable(
+    client, apple, discovery_configured, monkeypatch
+):
+    """Any exception while fetching the discovery document (a bug nobody
+    foresaw, stood in for by an HTTP client that raises one) is a failed
+    fetch: 503 keys_unavailable, backed off, never a 500."""
+    asked: list[str] = []
+
+    def request(method: str, url: str, **kwargs: Any) -> Any:
+        asked.append(url)
+        raise RuntimeError("nobody saw this coming")
+
+    monkeypatch.setattr(transport, "request", request)
+    for _ in range(3):
+        response = post(client, apple_token(apple))
+        assert_refused(response, 503, "keys_unavailable")
+        assert "Retry-After" in response
+    assert len(asked) == 1
 
 
 def test_email_verified_other_spellings_do_not_count(client, apple, jwks_configured):
