@@ -395,7 +395,7 @@ class KeyStore:
         self.stats.last_error = ""
         self._retry_at = 0.0
         keyset = self._share(body, digest, parsed, now=now, ttl=ttl)
-        logger.info("fetched %d signing keys from %s (fresh for %ds)", len(parsed), self.url, ttl)
+        logger.info("fetched %d signing keys from %r (fresh for %ds)", len(parsed), self.url, ttl)
         return keyset
 
     def _fetch_failed(self, now: float, err: Exception) -> str:
@@ -483,13 +483,13 @@ class KeyStore:
             keyset = self._from_shared_cache(now, stale_ok=True)
         if keyset is not None and now < keyset.usable_until(conf.KEYS_MAX_STALE):
             logger.warning(
-                "could not refresh signing keys from %s (%s); using keys fetched %ds ago",
+                "could not refresh signing keys from %r (%s); using keys fetched %ds ago",
                 self.url,
                 reason,
                 int(now - keyset.fetched_at),
             )
             return keyset
-        logger.error("no usable signing keys from %s: %s", self.url, reason)
+        logger.error("no usable signing keys from %r: %s", self.url, reason)
         retry_after = max(1, int(self._retry_at - now)) if self._retry_at > now else 1
         raise KeysUnavailable(retry_after=retry_after)
 

@@ -170,7 +170,7 @@ def test_check_process_exit_status_and_stderr():
 def test_keys_without_anything_cached(key_server):
     out, _ = run("idtoken_keys")
     assert "No keys cached" in out
-    assert key_server.url in out
+    assert repr(key_server.url) in out
     assert key_server.fetches == 0
 
 
@@ -179,7 +179,7 @@ def test_keys_lists_what_sign_ins_fetched(client, issuer, key_server):
     assert sign_in(client, issuer.mint()).status_code == 200
     out, _ = run("idtoken_keys")
     assert key_server.fetches == 1  # listing does not fetch
-    assert f"Keys for {key_server.url}" in out
+    assert f"Keys for {key_server.url!r}" in out
     assert "(fresh, " in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     for kid in (issuer.active_kid, extra):
@@ -191,7 +191,7 @@ def test_keys_lists_what_sign_ins_fetched(client, issuer, key_server):
 def test_keys_refresh_fetches_now(issuer, key_server):
     out, _ = run("idtoken_keys", "--refresh")
     assert key_server.fetches == 1
-    assert out.startswith(f"Fetched keys from {key_server.url}.")
+    assert out.startswith(f"Fetched keys from {key_server.url!r}.")
     assert issuer.active_kid in out
     run("idtoken_keys", "--refresh")
     assert key_server.fetches == 2
@@ -261,7 +261,7 @@ def test_keys_describes_pem_certificates(issuer, key_server, settings):
 def test_keys_refresh_failure_is_one_line_and_non_zero(key_server, answer, reason):
     key_server.respond = lambda path: answer
     message = run_refused("idtoken_keys", "--refresh")
-    assert message == f"could not fetch keys from {key_server.url}: {reason}"
+    assert message == f"could not fetch keys from {key_server.url!r}: {reason}"
 
 
 def test_keys_refresh_fails_even_when_stale_keys_remain(client, issuer, key_server):
@@ -289,7 +289,7 @@ def test_keys_refresh_process_exit_status():
     failed = manage("idtoken_keys", "--refresh")
     assert failed.returncode == 1
     lines = failed.stderr.strip().splitlines()
-    assert lines[-1].startswith("CommandError: could not fetch keys from http://127.0.0.1:9/")
+    assert lines[-1].startswith("CommandError: could not fetch keys from 'http://127.0.0.1:9/")
 
 
 def test_keys_refresh_process_succeeds_against_a_live_server(tmp_path):

@@ -453,9 +453,49 @@ def _keys_command(*args: str, **options: Any) -> str:
 
 def test_idtoken_keys_for_an_oidc_provider_found_by_discovery(apple, discovery_configured):
     out = _keys_command(provider="apple", refresh=True)
-    assert f"Fetched keys from {discovery_configured.base_url}/jwks." in out
+    assert f"Fetched keys from '{discovery_configured.base_url}/jwks'." in out
     assert apple.active_kid in out
     assert discovery_configured.hits == {"/.well-known/openid-configuration": 1, "/jwks": 1}
+
+
+HOSTILE_SUFFIX = "/jwks\x1b]0;owned\x07\x1b[2J\n2026-12-02 12:00:00 INFO forged: user 1 signed in"
+
+
+def _control_characters(text: str) -> set[str]:
+    return {c for c in text if not c.isprintable() and c != "\n"}
+
+
+def test_idtoken_keys_escapes_a_discovered_jwks_uri(apple, discovery_configured):
+    """The jwks_uri comes from the network: printed by idtoken_keys, its
+    escape sequences must not reach the operator's terminal, nor its newline
+    make a second line (as kids are, it is printed as repr())."""
+    hostile = discovery_configured.base_url + HOSTILE_SUFFIX
+    discovery_configured.discovery["jwks_uri"] = hostile
+    out = _keys_command(provider="apple")
+    assert repr(hostile) in out
+    assert _control_characters(out) == set()
+    assert len(out.strip().splitlines()) == 1
+    with pytest.raises(CommandError) as info:
+        _keys_command(provider="apple", refresh=True)
+    message = str(info.value)
+    assert repr(hostile) in message
+    assert _control_characters(message) == set()
+    assert "\n" not in message
+
+
+def test_key_store_log_lines_escape_a_discovered_jwks_uri(
+    client, apple, discovery_configured, leak_guard
+):
+    """Nor does it reach the logs raw: a newline in it would forge a log line."""
+    hostile = discovery_configured.base_url + HOSTILE_SUFFIX
+    discovery_configured.discovery["jwks_uri"] = hostile
+    response = post(client, apple_token(apple))
+    assert_refused(response, 503, "keys_unavailable")
+    logged = [text for text in leak_guard.texts if "django_google_idtoken" in text]
+    assert any(repr(hostile) in text for text in logged), logged
+    for text in logged:
+        assert _control_characters(text) == set(), text
+        assert "\n" not in text, text
 
 
 def test_idtoken_keys_refuses_providers_without_keys(settings, key_server):

@@ -136,6 +136,9 @@ class Command(BaseCommand):
                 url = provider.keys_url()
             except Refused as refusal:
                 raise CommandError(f"provider {name!r}: {refusal.detail}") from None
+        # The URL is printed as repr(), like kids are: with --provider it is
+        # a discovery document's jwks_uri, from the network, and its escape
+        # sequences must not drive the operator's terminal.
         store = get_store(url)
         if options["refresh"]:
             failures = store.stats.failures
@@ -146,8 +149,8 @@ class Command(BaseCommand):
                 store.refresh()
             if store.stats.failures > failures:
                 reason = store.stats.last_error or "unavailable"
-                raise CommandError(f"could not fetch keys from {url}: {reason}")
-            self.stdout.write(f"Fetched keys from {url}.")
+                raise CommandError(f"could not fetch keys from {url!r}: {reason}")
+            self.stdout.write(f"Fetched keys from {url!r}.")
         try:
             shared = store.shared_document()
         except Exception as err:  # noqa: BLE001 - any cache backend's failure
@@ -156,7 +159,7 @@ class Command(BaseCommand):
             ) from None
         if shared is None:
             self.stdout.write(
-                f"No keys cached for {url} in the {cache_alias!r} cache. "
+                f"No keys cached for {url!r} in the {cache_alias!r} cache. "
                 "Run with --refresh to fetch them now."
             )
             return
@@ -171,7 +174,7 @@ class Command(BaseCommand):
         else:
             status = f"EXPIRED {_span(now - shared.expires_at)} ago, past KEYS_MAX_STALE: not used"
         keys = describe(shared.body)
-        self.stdout.write(f"Keys for {url} (cache {cache_alias!r})")
+        self.stdout.write(f"Keys for {url!r} (cache {cache_alias!r})")
         self.stdout.write(f"Fetched: {_when(shared.fetched_at)}")
         self.stdout.write(f"Expires: {_when(shared.expires_at)} ({status})")
         rows = [("KID", "TYPE", "USED")] + [
