@@ -309,9 +309,14 @@ class KeyStore:
             self._lock.release()
 
     def refresh(self) -> KeySet:
-        """Fetch the document now, whatever the cache says (``idtoken_keys --refresh``)."""
+        """Fetch the document now, whatever the cache says (``idtoken_keys --refresh``).
+
+        Raises :class:`FetchError`, whose message says why in words, if the
+        fetch fails; the keys held are kept (sign-ins go on with them while
+        they last), and nothing is logged: the caller reports the failure.
+        """
         with self._lock:
-            return self._refresh_locked(force=True)
+            return self._fetch(self.clock())
 
     def load(self, document: bytes, ttl: float = DEFAULT_TTL) -> KeySet:
         """Install a key document as if it had just been fetched from this
@@ -386,12 +391,18 @@ class KeyStore:
         if not force and now < self._retry_at:
             return self._fallback(now, "the last fetch failed moments ago")
         try:
+            return self._fetch(now)
+        except FetchError as err:
+            return self._fallback(now, str(err))
+
+    def _fetch(self, now: float) -> KeySet:
+        """Fetch, parse and share the document; FetchError if that fails."""
+        try:
             body, ttl = fetch_document(self.url, conf.HTTP_TIMEOUT)
             self.stats.fetches += 1
             digest, parsed = self._parse(body)
         except Exception as err:  # noqa: BLE001 - see _fetch_failed
-            reason = self._fetch_failed(now, err)
-            return self._fallback(now, reason)
+            raise FetchError(self._fetch_failed(now, err)) from None
         self.stats.last_error = ""
         self._retry_at = 0.0
         keyset = self._share(body, digest, parsed, now=now, ttl=ttl)

@@ -106,6 +106,44 @@ def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
     return connection
 
 
+def _printable(text: object) -> str:
+    # Messages from the OS or OpenSSL, kept to one printable line.
+    return "".join(c if c.isprintable() else "?" for c in str(text))
+
+
+def _in_words(err: BaseException, connection: http.client.HTTPConnection | None) -> str:
+    """Why a request failed, for a log line or an operator: the host it was
+    talking to (repr(): a URL may come from the network) and the reason in
+    words, never an exception's bare class name, never a request body."""
+    if connection is None or isinstance(err, (http.client.InvalidURL, ValueError)):
+        # A port out of range, control characters in the path, ...
+        return f"not a usable URL ({type(err).__name__})"
+    # Through a proxy, the connection (and any failure to make it) is the proxy's.
+    host = ("the proxy " if getattr(connection, "_tunnel_host", None) else "host ") + repr(
+        connection.host
+    )
+    where = f"{host} port {connection.port}"
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve {host} ({_printable(err.strerror or 'name lookup failed')})"
+    if isinstance(err, TimeoutError):
+        return f"timed out talking to {where}"
+    if isinstance(err, ConnectionRefusedError):
+        return f"connection refused by {where}"
+    if isinstance(err, http.client.RemoteDisconnected):
+        return f"{where} closed the connection without answering"
+    if isinstance(err, ConnectionResetError):
+        return f"connection reset by {where}"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"the TLS certificate of {where} was not accepted ({_printable(err.verify_message)})"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS failed with {where} ({_printable(err.reason or type(err).__name__)})"
+    if isinstance(err, http.client.HTTPException):
+        return f"{where} did not answer in HTTP ({type(err).__name__})"
+    if isinstance(err, OSError):
+        return f"cannot talk to {where} ({_printable(err.strerror or type(err).__name__)})"
+    return f"cannot talk to {where} ({type(err).__name__})"
+
+
 def request(
     method: str,
     url: str,
@@ -167,7 +205,7 @@ def request(
     except TransportError:
         raise
     except (http.client.HTTPException, OSError, ValueError) as err:
-        reason = "timed out" if timed_out.is_set() else type(err).__name__
+        reason = "timed out" if timed_out.is_set() else _in_words(err, connection)
         raise TransportError(reason) from None
     finally:
         if watchdog is not None:

@@ -11,7 +11,6 @@ for deploy hooks and health checks.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 from dataclasses import dataclass
@@ -141,15 +140,12 @@ class Command(BaseCommand):
         # sequences must not drive the operator's terminal.
         store = get_store(url)
         if options["refresh"]:
-            failures = store.stats.failures
-            # On failure the store falls back to the keys it holds, or raises
-            # keys_unavailable if it holds none: either way the failure is
-            # counted, and the count is what tells a failed fetch apart.
-            with contextlib.suppress(Refused):
+            try:
                 store.refresh()
-            if store.stats.failures > failures:
-                reason = store.stats.last_error or "unavailable"
-                raise CommandError(f"could not fetch keys from {url!r}: {reason}")
+            except FetchError as err:
+                # One line, the reason in words ("cannot resolve host ..."):
+                # the store logs nothing for a refresh it was asked for.
+                raise CommandError(f"could not fetch keys from {url!r}: {err}") from None
             self.stdout.write(f"Fetched keys from {url!r}.")
         try:
             shared = store.shared_document()
