@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "HTTP_TIMEOUT": 5,
     "KEYS_CACHE": "default",
     "KEYS_MAX_STALE": 6 * 3600,
-    "KEYS_REFETCH_COOLDOWN": 60,
+    "KEYS_REFETCH_COOLDOWN": 5,
     "REPLAY_PROTECTION": False,
     "PROVIDERS": {},
     # Sign in with Google on web pages (the google_sign_in template tag).

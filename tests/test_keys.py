@@ -14,10 +14,12 @@ import contextlib
 import gc
 import json
 import logging
+import math
 import secrets
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,6 +32,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from django_google_idtoken import transport
+from django_google_idtoken.conf import conf
 from django_google_idtoken.errors import KeysUnavailable, Refused
 from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.keys import (
@@ -53,7 +56,7 @@ from django_google_idtoken.testing import (
 )
 from django_google_idtoken.transport import url_allowed
 from tests.conftest import CLIENT_ID
-from tests.helpers import SIGNIN
+from tests.helpers import SIGNIN, sign_in
 from tests.keyserver_helpers import (
     RawServer,
     closed_port,
@@ -534,7 +537,7 @@ def test_keys_cache_setting_chooses_the_cache(issuer, key_server, settings, toke
     assert key_server.fetches == 2
 
 
-def test_cache_outage_does_not_stop_sign_ins(issuer, key_server, settings, token, caplog):
+def test_cache_outage_does_not_stop_sign_ins(issuer, key_server, settings, clock, token, caplog):
     """With the shared cache down, the process still holds its parsed keys,
     and the unknown-kid cool-down still applies locally."""
     settings.CACHES = {
@@ -545,8 +548,8 @@ def test_cache_outage_does_not_stop_sign_ins(issuer, key_server, settings, token
     for _ in range(10):
         assert google.verify(token).sub == "1000"
     assert key_server.fetches == 1
-    for flood_token in random_kid_tokens(token, 50):
-        assert_refused(flood_token, "unknown_key")
+    codes = [refusal_code(flood_token) for flood_token in random_kid_tokens(token, 50)]
+    assert codes == ["unknown_key"] + ["key_refresh_pending"] * 49
     assert key_server.fetches == 2
     assert any(
         r.name == KEYS_LOGGER and r.levelno == logging.WARNING and "cache" in r.getMessage()
@@ -582,7 +585,7 @@ def test_failing_cold_fetch_is_not_repeated_by_waiting_threads(issuer, key_serve
     assert key_server.fetches == 1
 
 
-def test_concurrent_unknown_kid_flood_refetches_once(issuer, key_server, token):
+def test_concurrent_unknown_kid_flood_refetches_once(issuer, key_server, clock, token):
     google.verify(token)
     flood = random_kid_tokens(token, 400)
 
@@ -596,7 +599,11 @@ def test_concurrent_unknown_kid_flood_refetches_once(issuer, key_server, token):
         return codes
 
     results = run_concurrently(20, work)
-    assert all(codes == ["unknown_key"] * 20 for codes in results), results
+    # One refetch: the token that made it is refused as unknown; the others,
+    # meeting the spent cool-down, are told to retry (made-up or not, nothing
+    # tells their kids from a key the issuer started using a moment ago).
+    codes = Counter(code for thread_codes in results for code in thread_codes)
+    assert codes == {"unknown_key": 1, "key_refresh_pending": 399}, results
     assert key_server.fetches == 2
 
 
@@ -659,54 +666,162 @@ def test_rotation_seen_by_another_process_without_another_fetch(issuer, key_serv
 # -- 7. unknown kid flood --------------------------------------------------------
 
 
+def window_start(t: float, length: float) -> float:
+    """The start of the cool-down window (aligned to the clock) ``t`` is in."""
+    return math.floor(t / length) * length
+
+
+def refusal_code(token: str) -> str:
+    with pytest.raises(Refused) as info:
+        google.verify(token)
+    return info.value.code
+
+
+def assert_pending(token: str) -> Refused:
+    """Refused for now, with a retry, not as unknown: 503 key_refresh_pending."""
+    with pytest.raises(Refused) as info:
+        google.verify(token)
+    refusal = info.value
+    assert (refusal.code, refusal.status) == ("key_refresh_pending", 503)
+    assert isinstance(refusal.retry_after, int) and refusal.retry_after >= 1
+    return refusal
+
+
 def test_unknown_kid_flood_refetches_once_per_cooldown(issuer, key_server, settings, clock, token):
-    """1,000 random kids cost one refetch; once the cool-down has passed (on
-    the store's clock and, for the cache-wide cool-down, in real time) the
-    next unknown kid may refetch again, which is how a rotation gets in."""
-    configure(settings, KEYS_REFETCH_COOLDOWN=1)
+    """1,000 random kids cost one refetch per cool-down window: the first is
+    refused as unknown (the keys fetched for it do not list it), the rest
+    are told to retry when the window ends. A key the issuer starts using
+    meanwhile is not refused, and is accepted once the window has passed."""
+    configure(settings, KEYS_REFETCH_COOLDOWN=10)
+    clock.t = window_start(clock.t, 10) + 1
     google.verify(token)
     assert key_server.fetches == 1
-    flood = random_kid_tokens(token, 1000)
-    for t in flood:
-        assert_refused(t, "unknown_key")
+    codes = Counter(refusal_code(t) for t in random_kid_tokens(token, 1000))
+    assert codes == {"unknown_key": 1, "key_refresh_pending": 999}
     assert key_server.fetches == 2
-    # The rotated key arrives during the cool-down: refused for now.
     issuer.rotate()
     rotated = issuer.mint(sub="2")
-    assert_refused(rotated, "unknown_key")
+    refusal = assert_pending(rotated)
+    assert refusal.retry_after == 9
     assert key_server.fetches == 2
-    # The cool-down passes: the cache-wide marker expires in real time, and
-    # the store's own clock moves on.
-    time.sleep(1.1)
-    clock.advance(1.1)
+    clock.advance(refusal.retry_after)
     assert google.verify(rotated).sub == "2"
     assert key_server.fetches == 3
     for t in random_kid_tokens(token, 100):
-        assert_refused(t, "unknown_key")
+        assert_pending(t)
     assert key_server.fetches == 3
 
 
-def test_unknown_kid_cooldown_holds_within_the_cooldown_period(
+def test_unknown_kid_cooldown_holds_within_the_cooldown_window(
     issuer, key_server, settings, clock, token
 ):
-    """The cool-down length is the setting's: still blocked just before it ends."""
+    """The window's length is the setting's: still spent just before it ends,
+    and the next one allows one refetch again."""
     configure(settings, KEYS_REFETCH_COOLDOWN=60)
+    clock.t = window_start(clock.t, 60) + 0.5
     google.verify(token)
     flood = random_kid_tokens(token, 3)
-    assert_refused(flood[0], "unknown_key")
+    assert refusal_code(flood[0]) == "unknown_key"
     clock.advance(59)
-    assert_refused(flood[1], "unknown_key")
+    assert assert_pending(flood[1]).retry_after == 1
     assert key_server.fetches == 2
+    clock.advance(1)
+    assert refusal_code(flood[2]) == "unknown_key"
+    assert key_server.fetches == 3
 
 
-def test_unknown_kid_cooldown_is_shared_across_processes(issuer, key_server, token):
+def test_unknown_kid_cooldown_is_shared_across_processes(issuer, key_server, clock, token):
     google.verify(token)
     flood = random_kid_tokens(token, 2)
-    assert_refused(flood[0], "unknown_key")
+    assert refusal_code(flood[0]) == "unknown_key"
     assert key_server.fetches == 2
     reset_stores()  # another worker, sharing the cache
-    assert_refused(flood[1], "unknown_key")
+    store_with_clock(key_server.url, clock)
+    assert_pending(flood[1])
     assert key_server.fetches == 2
+
+
+def test_a_kid_proven_absent_is_refused_at_once(issuer, key_server, clock, token):
+    """A kid that keys fetched after its token arrived did not list is no key
+    of the issuer's (issuers publish before they sign): the same kid again is
+    refused as unknown at once, costing nothing, while another new kid still
+    meets the spent cool-down."""
+    google.verify(token)
+    same, other = random_kid_tokens(token, 2)
+    for _ in range(5):
+        assert refusal_code(same) == "unknown_key"
+    assert key_server.fetches == 2
+    assert_pending(other)
+    assert key_server.fetches == 2
+
+
+def test_failed_refetch_for_an_unknown_kid_is_keys_unavailable(issuer, key_server, clock, token):
+    """Whether the issuer publishes the kid cannot be known while its
+    endpoint fails: 503 keys_unavailable, not 401, and the endpoint is not
+    asked again before the back-off ends."""
+    google.verify(token)
+    key_server.respond = fixed_answer(500, {}, b"down")
+    issuer.rotate()
+    rotated = issuer.mint(sub="2")
+    assert_keys_unavailable(rotated)
+    assert key_server.fetches == 2
+    clock.advance(MIN_TTL)
+    assert_keys_unavailable(rotated)
+    assert key_server.fetches == 2
+    key_server.respond = None
+    clock.advance(FAILURE_BACKOFF)
+    assert google.verify(rotated).sub == "2"
+
+
+@pytest.mark.django_db
+def test_rotation_under_garbage_traffic_is_never_refused_as_unknown(
+    client, issuer, key_server, clock, token
+):
+    """Issue 12's soak: a client sends a token with a made-up kid every
+    second, which spends each cool-down window's refetch; two seconds after
+    one such refetch the issuer starts signing with a new key. A client
+    signing in with the new key every second, and retrying as Retry-After
+    says, is never answered 401: 503 key_refresh_pending at most until the
+    window ends, then 200, within the default KEYS_REFETCH_COOLDOWN. The
+    made-up kids end in refusals, and the issuer sees one request per
+    window at most."""
+    cooldown = conf.KEYS_REFETCH_COOLDOWN
+    assert cooldown == 5  # the default, not a setting chosen for the test
+    start = window_start(clock.t, cooldown) + cooldown + 0.3
+    clock.t = start
+    google.verify(token)
+    garbage = iter(random_kid_tokens(token, 200))
+    garbage_codes: Counter[str] = Counter()
+    answers: list[tuple[float, int]] = []
+    retry_at: float | None = None
+    rotated_at = first_accepted = None
+    for second in range(90):
+        clock.t = start + second
+        garbage_codes[refusal_code(next(garbage))] += 1
+        if second == 32:  # two seconds after the garbage refetch at 30
+            issuer.rotate()
+            rotated_at = clock.t
+        if rotated_at is None or (retry_at is not None and clock.t < retry_at):
+            continue
+        response = sign_in(client, issuer.mint(sub="rotated"))
+        answers.append((clock.t - rotated_at, response.status_code))
+        if response.status_code == 503:
+            assert response.json()["code"] == "key_refresh_pending"
+            retry_after = int(response["Retry-After"])
+            assert 1 <= retry_after <= cooldown
+            retry_at = clock.t + retry_after
+        else:
+            assert response.status_code == 200, response.content
+            first_accepted = first_accepted or clock.t
+            retry_at = None
+    assert {status for _, status in answers} == {503, 200}, answers
+    assert first_accepted is not None and rotated_at is not None
+    assert first_accepted - rotated_at <= cooldown, answers
+    assert all(status == 200 for waited, status in answers if waited > cooldown), answers
+    assert set(garbage_codes) == {"unknown_key", "key_refresh_pending"}
+    assert garbage_codes["unknown_key"] >= 90 // cooldown - 1, garbage_codes
+    # One fetch to start, at most one per window after.
+    assert key_server.fetches <= 1 + 90 // cooldown + 1
 
 
 # -- 8. faults with a cold cache --------------------------------------------------

@@ -64,7 +64,7 @@ SIGNIN_CODES: Codes = {
     404: ("unknown_provider",),
     415: ("unsupported_media_type",),
     502: ("provider_error",),
-    503: ("keys_unavailable", "provider_unavailable"),
+    503: ("keys_unavailable", "key_refresh_pending", "provider_unavailable"),
 }
 
 #: Endpoints for a signed-in user: a session, or a Bearer ID token (refused
@@ -83,7 +83,7 @@ USER_CODES: Codes = {
     ),
     # A Bearer token of now.gg's, while its Verify Token API cannot answer.
     502: ("provider_error",),
-    503: ("keys_unavailable", "provider_unavailable"),
+    503: ("keys_unavailable", "key_refresh_pending", "provider_unavailable"),
 }
 
 LINK_CODES: Codes = {
@@ -151,7 +151,8 @@ RETRY_AFTER = OpenApiParameter(
     "Retry-After",
     int,
     OpenApiParameter.HEADER,
-    description="Seconds to wait before retrying (keys_unavailable).",
+    description="Seconds to wait before retrying (with every 503: keys_unavailable, "
+    "key_refresh_pending, provider_unavailable).",
     response=[503],
 )
 
