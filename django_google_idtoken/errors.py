@@ -67,9 +67,10 @@ REFUSALS: dict[str, tuple[int, str]] = {
 
 
 #: Server-side refusals logged at INFO, like a 4xx, not at WARNING: any
-#: client can cause them at will (a made-up kid), or what causes them is
-#: logged once where it is detected. A flood of them must not flood the log.
-QUIET_REFUSALS = frozenset({"key_refresh_pending"})
+#: client can cause them at will (a made-up kid), or what causes them (an
+#: outage) is logged where it is detected, once, not once per request. A
+#: flood of them must not flood the log.
+QUIET_REFUSALS = frozenset({"key_refresh_pending", "keys_unavailable"})
 
 
 class Refused(Exception):

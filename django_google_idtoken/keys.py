@@ -16,6 +16,10 @@
   window's refetch cannot get a rotated key's genuine tokens refused.
 * If a refresh fails, the last good keys keep serving for ``KEYS_MAX_STALE``
   seconds past their expiry, with a warning logged.
+* Lasting conditions (stale keys, no usable keys, the cache unreachable) are
+  logged when they start, then at most once a minute with a count, and when
+  they end (:mod:`.outages`): never a line, let alone a traceback, per
+  request that meets them.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from . import transport
 from .conf import conf
 from .errors import KeysUnavailable, Refused
 from .jws import Verifier, b64url_decode
+from .outages import Outage
 
 logger = logging.getLogger("django_google_idtoken.keys")
 
@@ -285,6 +290,10 @@ class KeyStore:
         #: Kids that keys fetched after they first arrived did not list.
         self._absent_kids: OrderedDict[str, None] = OrderedDict()
         self._absent_lock = threading.Lock()
+        #: The issuer's endpoint failing (keys stale, or none usable) ...
+        self._fetching = Outage(logger)
+        #: ... and KEYS_CACHE unreachable, each logged once, not per request.
+        self._cache_outage = Outage(logger)
         url_hash = hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
         self._cache_key = f"django_google_idtoken:keys:{url_hash}"
         self._cooldown_key = f"django_google_idtoken:refetch:{url_hash}"
@@ -427,9 +436,10 @@ class KeyStore:
         if not force:
             shared = self._from_shared_cache(now)
             if shared is not None:
+                self._fetching.clear(now)  # another worker refreshed them
                 return shared
         if not force and now < self._retry_at:
-            return self._fallback(now, "the last fetch failed moments ago")
+            return self._fallback(now, self.stats.last_error or "the last fetch failed")
         try:
             return self._fetch(now)
         except FetchError as err:
@@ -445,8 +455,18 @@ class KeyStore:
             raise FetchError(self._fetch_failed(now, err)) from None
         self.stats.last_error = ""
         self._retry_at = 0.0
+        changed = self._keyset is None or self._keyset.digest != digest
         keyset = self._share(body, digest, parsed, now=now, ttl=ttl)
-        logger.info("fetched %d signing keys from %r (fresh for %ds)", len(parsed), self.url, ttl)
+        self._fetching.clear(now)
+        # DEBUG for the same document again (made-up kids refetch it once per
+        # cool-down window): INFO only when the keys changed.
+        logger.log(
+            logging.INFO if changed else logging.DEBUG,
+            "fetched %d signing keys from %r (fresh for %ds)",
+            len(parsed),
+            self.url,
+            ttl,
+        )
         return keyset
 
     def _fetch_failed(self, now: float, err: Exception) -> str:
@@ -493,18 +513,31 @@ class KeyStore:
             caches[conf.KEYS_CACHE].set(
                 self._cache_key, entry, timeout=int(ttl + conf.KEYS_MAX_STALE) + 1
             )
-        except Exception:  # noqa: BLE001 - a cache outage must not stop sign-ins
-            logger.warning("could not store keys in the %r cache", conf.KEYS_CACHE, exc_info=True)
+        except Exception as err:  # noqa: BLE001 - a cache outage must not stop sign-ins
+            self._cache_failed(now, err)
+        else:
+            self._cache_outage.clear(now)
         return keyset
+
+    def _cache_failed(self, now: float, err: Exception) -> None:
+        # Expected while Redis (or whatever KEYS_CACHE is) is down: no
+        # traceback, and one line per outage rather than one per request.
+        self._cache_outage.report(
+            now,
+            f"the keys cache {conf.KEYS_CACHE!r} is unreachable",
+            logging.WARNING,
+            f"{repr(err)[:200]}; keys are held in this process only meanwhile",
+        )
 
     def _from_shared_cache(
         self, now: float, newer_than: float = -1.0, *, stale_ok: bool = False
     ) -> KeySet | None:
         try:
             entry = caches[conf.KEYS_CACHE].get(self._cache_key)
-        except Exception:  # noqa: BLE001
-            logger.warning("could not read keys from the %r cache", conf.KEYS_CACHE, exc_info=True)
+        except Exception as err:  # noqa: BLE001
+            self._cache_failed(now, err)
             return None
+        self._cache_outage.clear(now)
         if not isinstance(entry, dict):
             return None
         try:
@@ -567,14 +600,17 @@ class KeyStore:
             # document another worker left in the shared cache.
             keyset = self._from_shared_cache(now, stale_ok=True)
         if keyset is not None and now < keyset.usable_until(conf.KEYS_MAX_STALE):
-            logger.warning(
-                "could not refresh signing keys from %r (%s); using keys fetched %ds ago",
-                self.url,
-                reason,
-                int(now - keyset.fetched_at),
+            self._fetching.report(
+                now,
+                f"signing keys from {self.url!r} are stale",
+                logging.WARNING,
+                f"could not refresh them ({reason}); using keys fetched "
+                f"{int(now - keyset.fetched_at)}s ago",
             )
             return keyset
-        logger.error("no usable signing keys from %r: %s", self.url, reason)
+        self._fetching.report(
+            now, f"no usable signing keys from {self.url!r}", logging.ERROR, reason
+        )
         retry_after = max(1, int(self._retry_at - now)) if self._retry_at > now else 1
         raise KeysUnavailable(retry_after=retry_after)
 
@@ -647,9 +683,11 @@ class KeyStore:
                     won = caches[conf.KEYS_CACHE].add(
                         window_key, _FETCHING, timeout=math.ceil(cooldown) + 1
                     )
-                except Exception:  # noqa: BLE001 - the local cool-down still applies
+                except Exception as err:  # noqa: BLE001 - the local cool-down still applies
+                    self._cache_failed(now, err)
                     won = True
                 else:
+                    self._cache_outage.clear(now)
                     marker = window_key if won else None
                 if not won:
                     # Another worker is refetching right now, most likely for
@@ -665,8 +703,11 @@ class KeyStore:
             try:
                 return self._fetch(now), True
             except FetchError as err:
-                logger.warning(
-                    "could not refetch signing keys from %r for an unknown kid: %s", self.url, err
+                self._fetching.report(
+                    now,
+                    f"signing keys from {self.url!r} cannot be refetched",
+                    logging.WARNING,
+                    f"{err}; tokens with a kid not among the keys held get keys_unavailable",
                 )
                 raise KeysUnavailable(retry_after=FAILURE_BACKOFF) from None
             finally:
@@ -682,7 +723,8 @@ class KeyStore:
                 return shared
             try:
                 marker = caches[conf.KEYS_CACHE].get(window_key)
-            except Exception:  # noqa: BLE001
+            except Exception as err:  # noqa: BLE001
+                self._cache_failed(self.clock(), err)
                 marker = None
             if marker != _FETCHING or time.monotonic() >= deadline:
                 return keyset

@@ -46,6 +46,7 @@ from django_google_idtoken.keys import (
     reset_stores,
     ttl_from_headers,
 )
+from django_google_idtoken.outages import LOG_INTERVAL
 from django_google_idtoken.providers import google
 from django_google_idtoken.testing import (
     FakeIssuer,
@@ -1162,6 +1163,105 @@ def test_new_process_uses_stale_shared_keys_during_an_outage(
     reset_stores()
     store_with_clock(key_server.url, Clock(start + 3600 + 601))
     assert_keys_unavailable(token)
+
+
+# -- 9b. no log floods ----------------------------------------------------------------
+
+
+class RecordList(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def our_records() -> Iterator[list[logging.LogRecord]]:
+    """Every record the app's loggers emit during the test."""
+    handler = RecordList()
+    app_logger = logging.getLogger("django_google_idtoken")
+    app_logger.addHandler(handler)
+    yield handler.records
+    app_logger.removeHandler(handler)
+
+
+def loud(records: list[logging.LogRecord]) -> list[str]:
+    """The WARNING-and-above lines: what an operator is paged or mailed for."""
+    return [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.django_db
+def test_stale_keys_are_logged_when_they_go_stale_not_per_request(
+    client, issuer, key_server, settings, clock, our_records
+):
+    """Issue 12 counted 19,948 warnings in 60 s while stale keys served: one
+    per request. It is one when the keys go stale, then one a minute with a
+    count, then one (INFO) when they are fresh again; no traceback."""
+    configure(settings, KEYS_MAX_STALE=3600)
+    start = clock.t
+    assert sign_in(client, issuer.mint(sub="1")).status_code == 200
+    key_server.respond = fixed_answer(500, {}, b"down")
+    for i in range(300):
+        clock.t = start + 3601 + i * 0.1  # 30 seconds of sign-ins
+        assert sign_in(client, issuer.mint(sub="1")).status_code == 200
+    assert key_server.fetches >= 3, "the store stopped trying"
+    (line,) = loud(our_records)
+    assert "are stale" in line and "HTTP 500" in line, line
+    clock.t = start + 3601 + LOG_INTERVAL + 1
+    assert sign_in(client, issuer.mint(sub="1")).status_code == 200
+    assert len(loud(our_records)) == 2
+    assert "(and 299 more times in the last 61s)" in loud(our_records)[1]
+    key_server.respond = None
+    clock.advance(FAILURE_BACKOFF)
+    assert sign_in(client, issuer.mint(sub="1")).status_code == 200
+    assert len(loud(our_records)) == 2
+    assert any("are stale: recovered after" in r.getMessage() for r in our_records)
+    assert not [r for r in our_records if r.exc_info]
+
+
+@pytest.mark.django_db
+def test_unreachable_keys_cache_is_logged_once_not_per_request(
+    client, issuer, key_server, settings, clock, token, our_records
+):
+    """Issue 12 counted 2,346 warnings with a 55-line traceback each in 30 s
+    while Redis was down and requests carried made-up kids. It is one line,
+    with no traceback, and one (INFO) when the cache is back."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "broken": {"BACKEND": "tests.keyserver_helpers.BrokenCache"},
+    }
+    configure(settings, KEYS_CACHE="broken")
+    assert sign_in(client, token).status_code == 200
+    statuses = Counter(
+        sign_in(client, garbage).status_code for garbage in random_kid_tokens(token, 300)
+    )
+    assert set(statuses) == {401, 503}, statuses
+    (line,) = loud(our_records)
+    assert "the keys cache 'broken' is unreachable" in line, line
+    assert not [r for r in our_records if r.exc_info]
+    configure(settings, KEYS_CACHE="default")
+    sign_in(client, random_kid_tokens(token, 1)[0])
+    assert any("is unreachable: recovered after" in r.getMessage() for r in our_records)
+    assert len(loud(our_records)) == 1
+
+
+@pytest.mark.django_db
+def test_no_usable_keys_is_logged_once_not_per_request(
+    client, issuer, key_server, clock, token, our_records
+):
+    """With the endpoint down and nothing cached, every sign-in is refused
+    keys_unavailable (503): one ERROR says why, not one per refusal."""
+    key_server.respond = fixed_answer(503, {}, b"down")
+    for _ in range(300):
+        clock.advance(0.1)
+        assert sign_in(client, token).status_code == 503
+    (line,) = loud(our_records)
+    assert "no usable signing keys from" in line and "HTTP 503" in line, line
+    refusals = [r for r in our_records if "refused: keys_unavailable" in r.getMessage()]
+    assert len(refusals) == 300
+    assert {r.levelno for r in refusals} == {logging.INFO}
 
 
 # -- 10. only https (or loopback) -----------------------------------------------
