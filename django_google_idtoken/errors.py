@@ -45,6 +45,11 @@ REFUSALS: dict[str, tuple[int, str]] = {
         "The ID token is signed with a key not among the issuer's keys fetched so far, "
         "which can be fetched again shortly; try again after Retry-After seconds.",
     ),
+    "replay_check_unavailable": (
+        503,
+        "Whether this ID token was already used cannot be checked right now, so it is not "
+        "accepted; try again shortly.",
+    ),
     "provider_unavailable": (
         503,
         "The identity provider cannot verify tokens right now; try again shortly.",
@@ -70,7 +75,7 @@ REFUSALS: dict[str, tuple[int, str]] = {
 #: client can cause them at will (a made-up kid), or what causes them (an
 #: outage) is logged where it is detected, once, not once per request. A
 #: flood of them must not flood the log.
-QUIET_REFUSALS = frozenset({"key_refresh_pending", "keys_unavailable"})
+QUIET_REFUSALS = frozenset({"key_refresh_pending", "keys_unavailable", "replay_check_unavailable"})
 
 
 class Refused(Exception):

@@ -168,7 +168,12 @@ def test_signin_refusals(schema: dict[str, Any]) -> None:
         404: {"unknown_provider"},
         415: {"unsupported_media_type"},
         502: {"provider_error"},
-        503: {"keys_unavailable", "key_refresh_pending", "provider_unavailable"},
+        503: {
+            "keys_unavailable",
+            "key_refresh_pending",
+            "replay_check_unavailable",
+            "provider_unavailable",
+        },
     }
     # Sign-in answers each of our codes with the status errors.REFUSALS gives.
     for status, listed in codes.items():
@@ -221,6 +226,7 @@ def test_accounts_list_and_link(schema: dict[str, Any]) -> None:
     assert codes[404] == {"unknown_provider"}
     assert codes[502] == {"provider_error"}
     assert "provider_unavailable" in codes[503]
+    assert "replay_check_unavailable" in codes[503]
     assert "token_replayed" in codes[401]
     assert codes[403] == {"csrf_failed", "hosted_domain_not_allowed"}
     assert codes[409] == {"account_linked_elsewhere"}

@@ -64,7 +64,12 @@ SIGNIN_CODES: Codes = {
     404: ("unknown_provider",),
     415: ("unsupported_media_type",),
     502: ("provider_error",),
-    503: ("keys_unavailable", "key_refresh_pending", "provider_unavailable"),
+    503: (
+        "keys_unavailable",
+        "key_refresh_pending",
+        "replay_check_unavailable",
+        "provider_unavailable",
+    ),
 }
 
 #: Endpoints for a signed-in user: a session, or a Bearer ID token (refused
@@ -94,7 +99,8 @@ LINK_CODES: Codes = {
     409: ("account_linked_elsewhere",),
     415: ("unsupported_media_type",),
     502: ("provider_error",),
-    503: ("provider_unavailable",),
+    # REPLAY_PROTECTION applies to linking (never to Bearer requests).
+    503: ("replay_check_unavailable", "provider_unavailable"),
 }
 
 UNLINK_CODES: Codes = {
@@ -152,7 +158,7 @@ RETRY_AFTER = OpenApiParameter(
     int,
     OpenApiParameter.HEADER,
     description="Seconds to wait before retrying (with every 503: keys_unavailable, "
-    "key_refresh_pending, provider_unavailable).",
+    "key_refresh_pending, replay_check_unavailable, provider_unavailable).",
     response=[503],
 )
 
