@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "HTTP_TIMEOUT": 5,
     "KEYS_CACHE": "default",
     "KEYS_MAX_STALE": 6 * 3600,
-    "KEYS_REFETCH_COOLDOWN": 60,
+    "KEYS_REFETCH_COOLDOWN": 5,
     "REPLAY_PROTECTION": False,
     "LAST_SIGNIN_INTERVAL": 300,
     "PROVIDERS": {},

@@ -47,6 +47,16 @@ REFUSALS: dict[str, tuple[int, str]] = {
         503,
         "The issuer's signing keys cannot be fetched right now; try again shortly.",
     ),
+    "key_refresh_pending": (
+        503,
+        "The ID token is signed with a key not among the issuer's keys fetched so far, "
+        "which can be fetched again shortly; try again after Retry-After seconds.",
+    ),
+    "replay_check_unavailable": (
+        503,
+        "Whether this ID token was already used cannot be checked right now, so it is not "
+        "accepted; try again shortly.",
+    ),
     "provider_unavailable": (
         503,
         "The identity provider cannot verify tokens right now; try again shortly.",
@@ -66,6 +76,13 @@ REFUSALS: dict[str, tuple[int, str]] = {
         "This is the user's last way to sign in; set a password or link another account first.",
     ),
 }
+
+
+#: Server-side refusals logged at INFO, like a 4xx, not at WARNING: any
+#: client can cause them at will (a made-up kid), or what causes them (an
+#: outage) is logged where it is detected, once, not once per request. A
+#: flood of them must not flood the log.
+QUIET_REFUSALS = frozenset({"key_refresh_pending", "keys_unavailable", "replay_check_unavailable"})
 
 
 class Refused(Exception):
@@ -103,12 +120,15 @@ class Refused(Exception):
         return " ".join(f"{k}={v!r}" for k, v in sorted(self.context.items()) if v is not None)
 
     def log(self, logger: logging.Logger, what: str = "ID token refused") -> None:
-        """Log the refusal: WARNING for the server-side ones (5xx), else INFO.
+        """Log the refusal: WARNING for the server-side ones (5xx) but
+        ``QUIET_REFUSALS``, else INFO.
         Only the code and the context (the token's kid/iss/aud) are logged,
         never the token, a segment of it or its signature: it is a bearer
         credential."""
         logger.log(
-            logging.WARNING if self.status >= 500 else logging.INFO,
+            logging.WARNING
+            if self.status >= 500 and self.code not in QUIET_REFUSALS
+            else logging.INFO,
             "%s: %s %s",
             what,
             self.code,

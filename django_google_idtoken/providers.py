@@ -215,9 +215,20 @@ class OIDCProvider(Provider):
                 raise KeysUnavailable(retry_after=max(1, int(self._retry_at - now)))
             try:
                 jwks_uri, ttl = self._discover()
-            except FetchError as err:
+            except Exception as err:  # noqa: BLE001
+                # Any failure, even one not foreseen here, is a failed fetch
+                # (back-off, the last good jwks_uri, keys_unavailable), never
+                # a 500 on every sign-in: the document comes from the network.
                 self._retry_at = now + FAILURE_BACKOFF
-                logger.warning("discovery document of provider %s: %s", self.name, err)
+                if isinstance(err, FetchError):
+                    logger.warning("discovery document of provider %s: %s", self.name, err)
+                else:
+                    logger.error(
+                        "discovery document of provider %s: unexpected %s",
+                        self.name,
+                        type(err).__name__,
+                        exc_info=err,
+                    )
                 if discovered is not None:
                     # Keep using the last good answer: the keys it names have
                     # their own freshness and stale rules in the key store.

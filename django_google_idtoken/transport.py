@@ -44,7 +44,10 @@ class Response:
 
 def is_loopback_url(url: str) -> bool:
     """True if the URL's host is a loopback name or address."""
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # "https://[oops/": not a URL at all
+        return False
     if host == "localhost":
         return True
     try:
@@ -58,8 +61,14 @@ def url_allowed(url: str) -> bool:
     development): a key or a "success" answer fetched over plain http from
     elsewhere could be swapped in transit, and whoever swaps it can sign in
     as anyone."""
-    scheme = urlsplit(url).scheme
-    return scheme == "https" or (scheme == "http" and is_loopback_url(url))
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        # A URL can come from the network (a discovery document's
+        # jwks_uri): one that cannot be parsed is refused, not a 500.
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(url))
 
 
 def _proxy_for(url: str) -> tuple[str, int] | None:
@@ -97,6 +106,44 @@ def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
     return connection
 
 
+def _printable(text: object) -> str:
+    # Messages from the OS or OpenSSL, kept to one printable line.
+    return "".join(c if c.isprintable() else "?" for c in str(text))
+
+
+def _in_words(err: BaseException, connection: http.client.HTTPConnection | None) -> str:
+    """Why a request failed, for a log line or an operator: the host it was
+    talking to (repr(): a URL may come from the network) and the reason in
+    words, never an exception's bare class name, never a request body."""
+    if connection is None or isinstance(err, (http.client.InvalidURL, ValueError)):
+        # A port out of range, control characters in the path, ...
+        return f"not a usable URL ({type(err).__name__})"
+    # Through a proxy, the connection (and any failure to make it) is the proxy's.
+    host = ("the proxy " if getattr(connection, "_tunnel_host", None) else "host ") + repr(
+        connection.host
+    )
+    where = f"{host} port {connection.port}"
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve {host} ({_printable(err.strerror or 'name lookup failed')})"
+    if isinstance(err, TimeoutError):
+        return f"timed out talking to {where}"
+    if isinstance(err, ConnectionRefusedError):
+        return f"connection refused by {where}"
+    if isinstance(err, http.client.RemoteDisconnected):
+        return f"{where} closed the connection without answering"
+    if isinstance(err, ConnectionResetError):
+        return f"connection reset by {where}"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"the TLS certificate of {where} was not accepted ({_printable(err.verify_message)})"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS failed with {where} ({_printable(err.reason or type(err).__name__)})"
+    if isinstance(err, http.client.HTTPException):
+        return f"{where} did not answer in HTTP ({type(err).__name__})"
+    if isinstance(err, OSError):
+        return f"cannot talk to {where} ({_printable(err.strerror or type(err).__name__)})"
+    return f"cannot talk to {where} ({type(err).__name__})"
+
+
 def request(
     method: str,
     url: str,
@@ -119,10 +166,11 @@ def request(
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    connection = _connection(url, timeout)
     timed_out = threading.Event()
     watchdog: threading.Timer | None = None
+    connection: http.client.HTTPConnection | None = None
     try:
+        connection = _connection(url, timeout)
         connection.connect()
         sock = connection.sock
         if sock is None:
@@ -157,9 +205,10 @@ def request(
     except TransportError:
         raise
     except (http.client.HTTPException, OSError, ValueError) as err:
-        reason = "timed out" if timed_out.is_set() else type(err).__name__
+        reason = "timed out" if timed_out.is_set() else _in_words(err, connection)
         raise TransportError(reason) from None
     finally:
         if watchdog is not None:
             watchdog.cancel()
-        connection.close()
+        if connection is not None:
+            connection.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -170,7 +171,7 @@ def test_check_process_exit_status_and_stderr():
 def test_keys_without_anything_cached(key_server):
     out, _ = run("idtoken_keys")
     assert "No keys cached" in out
-    assert key_server.url in out
+    assert repr(key_server.url) in out
     assert key_server.fetches == 0
 
 
@@ -179,7 +180,7 @@ def test_keys_lists_what_sign_ins_fetched(client, issuer, key_server):
     assert sign_in(client, issuer.mint()).status_code == 200
     out, _ = run("idtoken_keys")
     assert key_server.fetches == 1  # listing does not fetch
-    assert f"Keys for {key_server.url}" in out
+    assert f"Keys for {key_server.url!r}" in out
     assert "(fresh, " in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     for kid in (issuer.active_kid, extra):
@@ -191,7 +192,7 @@ def test_keys_lists_what_sign_ins_fetched(client, issuer, key_server):
 def test_keys_refresh_fetches_now(issuer, key_server):
     out, _ = run("idtoken_keys", "--refresh")
     assert key_server.fetches == 1
-    assert out.startswith(f"Fetched keys from {key_server.url}.")
+    assert out.startswith(f"Fetched keys from {key_server.url!r}.")
     assert issuer.active_kid in out
     run("idtoken_keys", "--refresh")
     assert key_server.fetches == 2
@@ -261,7 +262,7 @@ def test_keys_describes_pem_certificates(issuer, key_server, settings):
 def test_keys_refresh_failure_is_one_line_and_non_zero(key_server, answer, reason):
     key_server.respond = lambda path: answer
     message = run_refused("idtoken_keys", "--refresh")
-    assert message == f"could not fetch keys from {key_server.url}: {reason}"
+    assert message == f"could not fetch keys from {key_server.url!r}: {reason}"
 
 
 def test_keys_refresh_fails_even_when_stale_keys_remain(client, issuer, key_server):
@@ -285,27 +286,60 @@ def test_keys_reports_a_broken_cache(key_server, settings):
 
 
 def test_keys_refresh_process_exit_status():
-    """The suite's CERTS_URL is a loopback port nothing serves."""
+    """The suite's CERTS_URL is a loopback port nothing serves: one line on
+    stderr (no log line besides), saying who refused, in words."""
     failed = manage("idtoken_keys", "--refresh")
     assert failed.returncode == 1
-    lines = failed.stderr.strip().splitlines()
-    assert lines[-1].startswith("CommandError: could not fetch keys from http://127.0.0.1:9/")
+    assert failed.stderr.splitlines() == [
+        "CommandError: could not fetch keys from 'http://127.0.0.1:9/unused': "
+        "connection refused by host '127.0.0.1' port 9"
+    ]
+    assert failed.stdout == ""
+
+
+def _settings_module(tmp_path: Any, certs_url: str) -> dict[str, str]:
+    """A settings module with this CERTS_URL; the environment to run with it."""
+    (tmp_path / "keys_settings.py").write_text(
+        "from tests.settings import *  # noqa: F403\n"
+        f"GOOGLE_IDTOKEN = {{**GOOGLE_IDTOKEN, 'CERTS_URL': {certs_url!r}}}\n"
+    )
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "keys_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)]),
+    }
+
+
+def test_keys_refresh_with_an_unresolvable_host_is_one_line_in_words(tmp_path):
+    """The README promises one line; a host that does not resolve used to
+    print two (a log line and the error), both ending in a bare "gaierror"."""
+    env = _settings_module(tmp_path, "https://no-such-host.invalid/oauth2/v3/certs")
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(name, None)  # resolve the host itself, not a proxy's
+    failed = subprocess.run(
+        [sys.executable, "-m", "django", "idtoken_keys", "--refresh"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 1
+    lines = failed.stderr.splitlines()
+    assert len(lines) == 1, failed.stderr
+    assert re.fullmatch(
+        r"CommandError: could not fetch keys from 'https://no-such-host\.invalid/oauth2/v3/certs': "
+        r"cannot resolve host 'no-such-host\.invalid' \([A-Za-z][^()]+\)",
+        lines[0],
+    ), lines[0]
+    assert "gaierror" not in failed.stderr
 
 
 def test_keys_refresh_process_succeeds_against_a_live_server(tmp_path):
     issuer = FakeIssuer()
     server = KeyServer(issuer)
     try:
-        settings_module = tmp_path / "keys_settings.py"
-        settings_module.write_text(
-            "from tests.settings import *  # noqa: F403\n"
-            f"GOOGLE_IDTOKEN = {{**GOOGLE_IDTOKEN, 'CERTS_URL': {server.url!r}}}\n"
-        )
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "keys_settings",
-            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)]),
-        }
+        env = _settings_module(tmp_path, server.url)
         completed = subprocess.run(
             [sys.executable, "-m", "django", "idtoken_keys", "--refresh"],
             cwd=REPO_ROOT,

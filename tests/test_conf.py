@@ -32,7 +32,7 @@ def test_defaults(settings: Any, absent: str) -> None:
     assert conf.HTTP_TIMEOUT == 5
     assert conf.KEYS_CACHE == "default"
     assert conf.KEYS_MAX_STALE == 6 * 3600
-    assert conf.KEYS_REFETCH_COOLDOWN == 60
+    assert conf.KEYS_REFETCH_COOLDOWN == 5
     assert conf.REPLAY_PROTECTION is False
     assert conf.SIGNIN_SESSION is True
     assert conf.SIGNIN_TOKEN is None

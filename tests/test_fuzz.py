@@ -5,7 +5,9 @@ test client, with the fake issuer's keys served over HTTP on 127.0.0.1:
 arbitrary bytes under several content types, arbitrary JSON bodies, and
 mutations of freshly minted valid tokens. Whatever arrives:
 
-* the answer is never a 5xx (the key server is up, so not even a 503);
+* the answer is never a 5xx (the key server is up, so not even a 503), but
+  for 503 ``key_refresh_pending`` for a made-up kid during the refetch
+  cool-down;
 * every refusal is JSON with a string ``code``, and writes no user, linked
   account or session;
 * a 200 comes only for a token string the issuer signed, unchanged.
@@ -125,7 +127,7 @@ _SERVER_TEXTS = [
     *(f'{{"code":"{code}","detail":"{detail}"}}' for code, (_, detail) in REFUSALS.items()),
     "ID token refused: ",
     "The request body could not be parsed.",
-    "fetched 1 signing keys from http://127.0.0.1:",
+    "fetched 1 signing keys from 'http://127.0.0.1:",
 ]
 _SERVER_GRAMS = {
     text[i : i + _WINDOW] for text in _SERVER_TEXTS for i in range(len(text) - _WINDOW + 1)
@@ -599,7 +601,11 @@ def test_mutated_tokens(
         note(f"mutated token: {mutated!r}")
         assume(not guard_misreads(mutated, (token, other)))
         response = post(client, *TRANSPORTS[transport](mutated))
-        assert response.status_code in (200, 400, 401), response.content[:200]
+        assert response.status_code in (200, 400, 401, 503), response.content[:200]
+        if response.status_code == 503:
+            # A made-up kid (a flipped header bit) while the cool-down forbids
+            # refetching: not refused as unknown, since it could be a new key.
+            assert response.json()["code"] == "key_refresh_pending", response.content[:200]
         # The view strips surrounding whitespace (a transport detail); what
         # remains decides. Accepted if and only if it is a token the issuer
         # signed (splicing can rebuild the other one): the "if" is the
@@ -616,7 +622,8 @@ def test_mutated_tokens(
     run()
     report("mutated tokens", outcomes)
     # One fetch when the first example found the store cold, at most one
-    # more for an unknown kid (cool-down); none per example.
-    assert 1 <= key_server.fetches <= 2
+    # more for an unknown kid per cool-down window (hour-long, aligned to the
+    # clock: the run may straddle two); none per example.
+    assert 1 <= key_server.fetches <= 3
     assert outcomes["200 unchanged"] > 0
     assert outcomes["401 invalid_signature"] > 0

@@ -14,10 +14,12 @@ import contextlib
 import gc
 import json
 import logging
+import math
 import secrets
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,7 +27,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.cache import caches
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from django_google_idtoken import transport
+from django_google_idtoken.conf import conf
 from django_google_idtoken.errors import KeysUnavailable, Refused
 from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.keys import (
@@ -39,6 +46,7 @@ from django_google_idtoken.keys import (
     reset_stores,
     ttl_from_headers,
 )
+from django_google_idtoken.outages import LOG_INTERVAL
 from django_google_idtoken.providers import google
 from django_google_idtoken.testing import (
     FakeIssuer,
@@ -49,6 +57,7 @@ from django_google_idtoken.testing import (
 )
 from django_google_idtoken.transport import url_allowed
 from tests.conftest import CLIENT_ID
+from tests.helpers import SIGNIN, sign_in
 from tests.keyserver_helpers import (
     RawServer,
     closed_port,
@@ -348,10 +357,85 @@ def test_freshness_follows_cache_control(issuer, key_server, clock, token, heade
         ("max-age=abc", None, DEFAULT_TTL),
         ("s-maxage=100", None, DEFAULT_TTL),  # a shared-cache directive, not ours
         ("x-max-age=100", None, DEFAULT_TTL),  # a look-alike directive is not max-age
+        # Digits that str.isdigit() (or the regex \d) takes but HTTP does not:
+        # ASCII digits only (RFC 9111 1.2.2), whatever int() would make of them.
+        ("max-age=3600", "\u00b2", 3600),  # superscript two: int() raises
+        ("max-age=3600", "\u0663", 3600),  # ARABIC-INDIC DIGIT THREE
+        ("max-age=\u0663\u0666\u0660\u0660", None, DEFAULT_TTL),
+        ("max-age=\u00b2", None, DEFAULT_TTL),
+        # Longer than Python converts (4,300 digits): RFC 9111 1.2.2's 2^31.
+        ("max-age=" + "9" * 5000, None, MAX_TTL),
+        ("max-age=" + "0" * 4999 + "77", None, 77),  # leading zeros are not size
+        ("max-age=3600", "9" * 5000, MIN_TTL),
+        ("max-age=2147483648", "2147483647", MIN_TTL),
     ],
 )
 def test_ttl_from_headers(cache_control, age, ttl):
     assert ttl_from_headers(cache_control, age) == ttl
+
+
+_HEADER_TEXT = st.text(
+    st.one_of(
+        st.characters(),
+        st.sampled_from(list('0123456789 ,="\t')),
+        st.characters(categories=["Nd", "No"]),
+    ),
+    max_size=60,
+)
+_DIGITS = st.one_of(
+    st.integers(min_value=0, max_value=10**12).map(str),
+    st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=12),
+    st.integers(min_value=4000, max_value=6000).map(lambda n: "9" * n),
+)
+
+
+@given(
+    cache_control=st.one_of(
+        st.none(),
+        _HEADER_TEXT,
+        st.tuples(_HEADER_TEXT, _DIGITS, _HEADER_TEXT).map(
+            lambda t: f"{t[0]},max-age={t[1]}{t[2]}"
+        ),
+        _DIGITS.map(lambda digits: f"public, max-age={digits}"),
+    ),
+    age=st.one_of(st.none(), _HEADER_TEXT, _DIGITS),
+)
+@hypothesis_settings(deadline=None)
+def test_ttl_from_headers_never_raises(cache_control, age):
+    """Whatever the endpoint sends in Cache-Control and Age, the answer is a
+    freshness within bounds, never an exception."""
+    ttl = ttl_from_headers(cache_control, age)
+    assert type(ttl) is int
+    assert MIN_TTL <= ttl <= MAX_TTL
+
+
+@given(max_age=st.integers(0, 10**6), age=st.integers(0, 10**6))
+def test_ttl_from_headers_reads_ascii_digits(max_age, age):
+    """Control for the test above: ordinary values are read, not ignored."""
+    expected = max(MIN_TTL, min(MAX_TTL, max_age - age))
+    assert ttl_from_headers(f"public, max-age={max_age}", str(age)) == expected
+
+
+ODD_HEADERS = {
+    "age-superscript": {"Cache-Control": "public, max-age=1000", "Age": "\u00b2"},
+    "age-superscripts": {"Cache-Control": "public, max-age=1000", "Age": "\u00b3\u00b9"},
+    "max-age-5000-digits": {"Cache-Control": "public, max-age=" + "9" * 5000},
+    "age-5000-digits": {"Cache-Control": "public, max-age=1000", "Age": "9" * 5000},
+}
+
+
+@pytest.mark.parametrize("headers", list(ODD_HEADERS.values()), ids=list(ODD_HEADERS))
+def test_odd_freshness_headers_still_serve_the_keys(issuer, key_server, clock, token, headers):
+    """A key document with headers no sane server sends is still a good key
+    document: a cold store fetches it and verifies, and so does an expired
+    store refreshing from it (which used to raise on every sign-in)."""
+    key_server.respond = jwks_answer(issuer, **headers)
+    assert google.verify(token).sub == "1000"
+    assert key_server.fetches == 1
+    clock.advance(MAX_TTL + 1)
+    assert google.verify(token).sub == "1000"
+    assert key_server.fetches == 2
+    assert get_store(key_server.url).stats.failures == 0
 
 
 # -- 4. the shared cache ---------------------------------------------------------
@@ -454,7 +538,7 @@ def test_keys_cache_setting_chooses_the_cache(issuer, key_server, settings, toke
     assert key_server.fetches == 2
 
 
-def test_cache_outage_does_not_stop_sign_ins(issuer, key_server, settings, token, caplog):
+def test_cache_outage_does_not_stop_sign_ins(issuer, key_server, settings, clock, token, caplog):
     """With the shared cache down, the process still holds its parsed keys,
     and the unknown-kid cool-down still applies locally."""
     settings.CACHES = {
@@ -465,8 +549,8 @@ def test_cache_outage_does_not_stop_sign_ins(issuer, key_server, settings, token
     for _ in range(10):
         assert google.verify(token).sub == "1000"
     assert key_server.fetches == 1
-    for flood_token in random_kid_tokens(token, 50):
-        assert_refused(flood_token, "unknown_key")
+    codes = [refusal_code(flood_token) for flood_token in random_kid_tokens(token, 50)]
+    assert codes == ["unknown_key"] + ["key_refresh_pending"] * 49
     assert key_server.fetches == 2
     assert any(
         r.name == KEYS_LOGGER and r.levelno == logging.WARNING and "cache" in r.getMessage()
@@ -502,7 +586,7 @@ def test_failing_cold_fetch_is_not_repeated_by_waiting_threads(issuer, key_serve
     assert key_server.fetches == 1
 
 
-def test_concurrent_unknown_kid_flood_refetches_once(issuer, key_server, token):
+def test_concurrent_unknown_kid_flood_refetches_once(issuer, key_server, clock, token):
     google.verify(token)
     flood = random_kid_tokens(token, 400)
 
@@ -516,7 +600,11 @@ def test_concurrent_unknown_kid_flood_refetches_once(issuer, key_server, token):
         return codes
 
     results = run_concurrently(20, work)
-    assert all(codes == ["unknown_key"] * 20 for codes in results), results
+    # One refetch: the token that made it is refused as unknown; the others,
+    # meeting the spent cool-down, are told to retry (made-up or not, nothing
+    # tells their kids from a key the issuer started using a moment ago).
+    codes = Counter(code for thread_codes in results for code in thread_codes)
+    assert codes == {"unknown_key": 1, "key_refresh_pending": 399}, results
     assert key_server.fetches == 2
 
 
@@ -579,54 +667,162 @@ def test_rotation_seen_by_another_process_without_another_fetch(issuer, key_serv
 # -- 7. unknown kid flood --------------------------------------------------------
 
 
+def window_start(t: float, length: float) -> float:
+    """The start of the cool-down window (aligned to the clock) ``t`` is in."""
+    return math.floor(t / length) * length
+
+
+def refusal_code(token: str) -> str:
+    with pytest.raises(Refused) as info:
+        google.verify(token)
+    return info.value.code
+
+
+def assert_pending(token: str) -> Refused:
+    """Refused for now, with a retry, not as unknown: 503 key_refresh_pending."""
+    with pytest.raises(Refused) as info:
+        google.verify(token)
+    refusal = info.value
+    assert (refusal.code, refusal.status) == ("key_refresh_pending", 503)
+    assert isinstance(refusal.retry_after, int) and refusal.retry_after >= 1
+    return refusal
+
+
 def test_unknown_kid_flood_refetches_once_per_cooldown(issuer, key_server, settings, clock, token):
-    """1,000 random kids cost one refetch; once the cool-down has passed (on
-    the store's clock and, for the cache-wide cool-down, in real time) the
-    next unknown kid may refetch again, which is how a rotation gets in."""
-    configure(settings, KEYS_REFETCH_COOLDOWN=1)
+    """1,000 random kids cost one refetch per cool-down window: the first is
+    refused as unknown (the keys fetched for it do not list it), the rest
+    are told to retry when the window ends. A key the issuer starts using
+    meanwhile is not refused, and is accepted once the window has passed."""
+    configure(settings, KEYS_REFETCH_COOLDOWN=10)
+    clock.t = window_start(clock.t, 10) + 1
     google.verify(token)
     assert key_server.fetches == 1
-    flood = random_kid_tokens(token, 1000)
-    for t in flood:
-        assert_refused(t, "unknown_key")
+    codes = Counter(refusal_code(t) for t in random_kid_tokens(token, 1000))
+    assert codes == {"unknown_key": 1, "key_refresh_pending": 999}
     assert key_server.fetches == 2
-    # The rotated key arrives during the cool-down: refused for now.
     issuer.rotate()
     rotated = issuer.mint(sub="2")
-    assert_refused(rotated, "unknown_key")
+    refusal = assert_pending(rotated)
+    assert refusal.retry_after == 9
     assert key_server.fetches == 2
-    # The cool-down passes: the cache-wide marker expires in real time, and
-    # the store's own clock moves on.
-    time.sleep(1.1)
-    clock.advance(1.1)
+    clock.advance(refusal.retry_after)
     assert google.verify(rotated).sub == "2"
     assert key_server.fetches == 3
     for t in random_kid_tokens(token, 100):
-        assert_refused(t, "unknown_key")
+        assert_pending(t)
     assert key_server.fetches == 3
 
 
-def test_unknown_kid_cooldown_holds_within_the_cooldown_period(
+def test_unknown_kid_cooldown_holds_within_the_cooldown_window(
     issuer, key_server, settings, clock, token
 ):
-    """The cool-down length is the setting's: still blocked just before it ends."""
+    """The window's length is the setting's: still spent just before it ends,
+    and the next one allows one refetch again."""
     configure(settings, KEYS_REFETCH_COOLDOWN=60)
+    clock.t = window_start(clock.t, 60) + 0.5
     google.verify(token)
     flood = random_kid_tokens(token, 3)
-    assert_refused(flood[0], "unknown_key")
+    assert refusal_code(flood[0]) == "unknown_key"
     clock.advance(59)
-    assert_refused(flood[1], "unknown_key")
+    assert assert_pending(flood[1]).retry_after == 1
     assert key_server.fetches == 2
+    clock.advance(1)
+    assert refusal_code(flood[2]) == "unknown_key"
+    assert key_server.fetches == 3
 
 
-def test_unknown_kid_cooldown_is_shared_across_processes(issuer, key_server, token):
+def test_unknown_kid_cooldown_is_shared_across_processes(issuer, key_server, clock, token):
     google.verify(token)
     flood = random_kid_tokens(token, 2)
-    assert_refused(flood[0], "unknown_key")
+    assert refusal_code(flood[0]) == "unknown_key"
     assert key_server.fetches == 2
     reset_stores()  # another worker, sharing the cache
-    assert_refused(flood[1], "unknown_key")
+    store_with_clock(key_server.url, clock)
+    assert_pending(flood[1])
     assert key_server.fetches == 2
+
+
+def test_a_kid_proven_absent_is_refused_at_once(issuer, key_server, clock, token):
+    """A kid that keys fetched after its token arrived did not list is no key
+    of the issuer's (issuers publish before they sign): the same kid again is
+    refused as unknown at once, costing nothing, while another new kid still
+    meets the spent cool-down."""
+    google.verify(token)
+    same, other = random_kid_tokens(token, 2)
+    for _ in range(5):
+        assert refusal_code(same) == "unknown_key"
+    assert key_server.fetches == 2
+    assert_pending(other)
+    assert key_server.fetches == 2
+
+
+def test_failed_refetch_for_an_unknown_kid_is_keys_unavailable(issuer, key_server, clock, token):
+    """Whether the issuer publishes the kid cannot be known while its
+    endpoint fails: 503 keys_unavailable, not 401, and the endpoint is not
+    asked again before the back-off ends."""
+    google.verify(token)
+    key_server.respond = fixed_answer(500, {}, b"down")
+    issuer.rotate()
+    rotated = issuer.mint(sub="2")
+    assert_keys_unavailable(rotated)
+    assert key_server.fetches == 2
+    clock.advance(MIN_TTL)
+    assert_keys_unavailable(rotated)
+    assert key_server.fetches == 2
+    key_server.respond = None
+    clock.advance(FAILURE_BACKOFF)
+    assert google.verify(rotated).sub == "2"
+
+
+@pytest.mark.django_db
+def test_rotation_under_garbage_traffic_is_never_refused_as_unknown(
+    client, issuer, key_server, clock, token
+):
+    """Issue 12's soak: a client sends a token with a made-up kid every
+    second, which spends each cool-down window's refetch; two seconds after
+    one such refetch the issuer starts signing with a new key. A client
+    signing in with the new key every second, and retrying as Retry-After
+    says, is never answered 401: 503 key_refresh_pending at most until the
+    window ends, then 200, within the default KEYS_REFETCH_COOLDOWN. The
+    made-up kids end in refusals, and the issuer sees one request per
+    window at most."""
+    cooldown = conf.KEYS_REFETCH_COOLDOWN
+    assert cooldown == 5  # the default, not a setting chosen for the test
+    start = window_start(clock.t, cooldown) + cooldown + 0.3
+    clock.t = start
+    google.verify(token)
+    garbage = iter(random_kid_tokens(token, 200))
+    garbage_codes: Counter[str] = Counter()
+    answers: list[tuple[float, int]] = []
+    retry_at: float | None = None
+    rotated_at = first_accepted = None
+    for second in range(90):
+        clock.t = start + second
+        garbage_codes[refusal_code(next(garbage))] += 1
+        if second == 32:  # two seconds after the garbage refetch at 30
+            issuer.rotate()
+            rotated_at = clock.t
+        if rotated_at is None or (retry_at is not None and clock.t < retry_at):
+            continue
+        response = sign_in(client, issuer.mint(sub="rotated"))
+        answers.append((clock.t - rotated_at, response.status_code))
+        if response.status_code == 503:
+            assert response.json()["code"] == "key_refresh_pending"
+            retry_after = int(response["Retry-After"])
+            assert 1 <= retry_after <= cooldown
+            retry_at = clock.t + retry_after
+        else:
+            assert response.status_code == 200, response.content
+            first_accepted = first_accepted or clock.t
+            retry_at = None
+    assert {status for _, status in answers} == {503, 200}, answers
+    assert first_accepted is not None and rotated_at is not None
+    assert first_accepted - rotated_at <= cooldown, answers
+    assert all(status == 200 for waited, status in answers if waited > cooldown), answers
+    assert set(garbage_codes) == {"unknown_key", "key_refresh_pending"}
+    assert garbage_codes["unknown_key"] >= 90 // cooldown - 1, garbage_codes
+    # One fetch to start, at most one per window after.
+    assert key_server.fetches <= 1 + 90 // cooldown + 1
 
 
 # -- 8. faults with a cold cache --------------------------------------------------
@@ -857,6 +1053,59 @@ def test_timeout_backs_off_then_recovers(issuer, key_server, settings, clock, to
     assert key_server.fetches == 2
 
 
+class UnforeseenBug(Exception):
+    """Stands in for a failure nothing in the fetch path foresaw."""
+
+
+@pytest.fixture
+def buggy_transport(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the HTTP client raise an exception no code above it expects (a
+    bug in reading some answer, say); return the URLs it was asked for."""
+    asked: list[str] = []
+
+    def request(method: str, url: str, **kwargs: Any) -> Any:
+        asked.append(url)
+        raise UnforeseenBug("nobody saw this coming")
+
+    monkeypatch.setattr(transport, "request", request)
+    return asked
+
+
+def test_unforeseen_failure_is_a_fetch_failure_with_stale_keys(
+    issuer, key_server, settings, clock, token, buggy_transport
+):
+    """Any exception in a fetch is a failed fetch: the last good keys serve
+    (within KEYS_MAX_STALE), the store backs off, and past the stale bound
+    it refuses keys_unavailable; never an exception out of verification,
+    which would be a 500 on every sign-in."""
+    configure(settings, KEYS_MAX_STALE=600)
+    start = clock.t
+    store = get_store(key_server.url)
+    store.load(json.dumps(issuer.jwks()).encode(), ttl=3600)
+    clock.t = start + 3601
+    assert google.verify(token).sub == "1000"
+    assert buggy_transport == [key_server.url]
+    assert store.stats.last_error == "unexpected UnforeseenBug"
+    clock.t = start + 3601 + FAILURE_BACKOFF - 1
+    assert google.verify(token).sub == "1000"
+    assert len(buggy_transport) == 1, "no back-off after the failure"
+    clock.t = start + 3600 + 601
+    assert_keys_unavailable(token)
+    assert len(buggy_transport) == 2
+
+
+@pytest.mark.django_db
+def test_unforeseen_failure_with_nothing_cached_is_a_503(
+    client, key_server, token, buggy_transport
+):
+    response = client.post(SIGNIN, {"id_token": token}, content_type="application/json")
+    assert response.status_code == 503
+    assert response.json()["code"] == "keys_unavailable"
+    assert 1 <= int(response["Retry-After"]) <= FAILURE_BACKOFF
+    client.post(SIGNIN, {"id_token": token}, content_type="application/json")
+    assert buggy_transport == [key_server.url]
+
+
 # -- 9. stale-if-error -------------------------------------------------------------
 
 
@@ -914,6 +1163,105 @@ def test_new_process_uses_stale_shared_keys_during_an_outage(
     reset_stores()
     store_with_clock(key_server.url, Clock(start + 3600 + 601))
     assert_keys_unavailable(token)
+
+
+# -- 9b. no log floods ----------------------------------------------------------------
+
+
+class RecordList(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def our_records() -> Iterator[list[logging.LogRecord]]:
+    """Every record the app's loggers emit during the test."""
+    handler = RecordList()
+    app_logger = logging.getLogger("django_google_idtoken")
+    app_logger.addHandler(handler)
+    yield handler.records
+    app_logger.removeHandler(handler)
+
+
+def loud(records: list[logging.LogRecord]) -> list[str]:
+    """The WARNING-and-above lines: what an operator is paged or mailed for."""
+    return [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.django_db
+def test_stale_keys_are_logged_when_they_go_stale_not_per_request(
+    client, issuer, key_server, settings, clock, our_records
+):
+    """Issue 12 counted 19,948 warnings in 60 s while stale keys served: one
+    per request. It is one when the keys go stale, then one a minute with a
+    count, then one (INFO) when they are fresh again; no traceback."""
+    configure(settings, KEYS_MAX_STALE=3600)
+    start = clock.t
+    assert sign_in(client, issuer.mint(sub="1")).status_code == 200
+    key_server.respond = fixed_answer(500, {}, b"down")
+    for i in range(300):
+        clock.t = start + 3601 + i * 0.1  # 30 seconds of sign-ins
+        assert sign_in(client, issuer.mint(sub="1")).status_code == 200
+    assert key_server.fetches >= 3, "the store stopped trying"
+    (line,) = loud(our_records)
+    assert "are stale" in line and "HTTP 500" in line, line
+    clock.t = start + 3601 + LOG_INTERVAL + 1
+    assert sign_in(client, issuer.mint(sub="1")).status_code == 200
+    assert len(loud(our_records)) == 2
+    assert "(and 299 more times in the last 61s)" in loud(our_records)[1]
+    key_server.respond = None
+    clock.advance(FAILURE_BACKOFF)
+    assert sign_in(client, issuer.mint(sub="1")).status_code == 200
+    assert len(loud(our_records)) == 2
+    assert any("are stale: recovered after" in r.getMessage() for r in our_records)
+    assert not [r for r in our_records if r.exc_info]
+
+
+@pytest.mark.django_db
+def test_unreachable_keys_cache_is_logged_once_not_per_request(
+    client, issuer, key_server, settings, clock, token, our_records
+):
+    """Issue 12 counted 2,346 warnings with a 55-line traceback each in 30 s
+    while Redis was down and requests carried made-up kids. It is one line,
+    with no traceback, and one (INFO) when the cache is back."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "broken": {"BACKEND": "tests.keyserver_helpers.BrokenCache"},
+    }
+    configure(settings, KEYS_CACHE="broken")
+    assert sign_in(client, token).status_code == 200
+    statuses = Counter(
+        sign_in(client, garbage).status_code for garbage in random_kid_tokens(token, 300)
+    )
+    assert set(statuses) == {401, 503}, statuses
+    (line,) = loud(our_records)
+    assert "the keys cache 'broken' is unreachable" in line, line
+    assert not [r for r in our_records if r.exc_info]
+    configure(settings, KEYS_CACHE="default")
+    sign_in(client, random_kid_tokens(token, 1)[0])
+    assert any("is unreachable: recovered after" in r.getMessage() for r in our_records)
+    assert len(loud(our_records)) == 1
+
+
+@pytest.mark.django_db
+def test_no_usable_keys_is_logged_once_not_per_request(
+    client, issuer, key_server, clock, token, our_records
+):
+    """With the endpoint down and nothing cached, every sign-in is refused
+    keys_unavailable (503): one ERROR says why, not one per refusal."""
+    key_server.respond = fixed_answer(503, {}, b"down")
+    for _ in range(300):
+        clock.advance(0.1)
+        assert sign_in(client, token).status_code == 503
+    (line,) = loud(our_records)
+    assert "no usable signing keys from" in line and "HTTP 503" in line, line
+    refusals = [r for r in our_records if "refused: keys_unavailable" in r.getMessage()]
+    assert len(refusals) == 300
+    assert {r.levelno for r in refusals} == {logging.INFO}
 
 
 # -- 10. only https (or loopback) -----------------------------------------------

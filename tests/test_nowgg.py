@@ -711,15 +711,17 @@ def test_authenticate_with_an_unknown_provider_records_why(rf: RequestFactory, a
 def test_no_token_in_the_error_report_of_an_unexpected_error(
     api, nowgg_issuer, issuer, monkeypatch, where
 ):
-    """A bug deep under verification (here: the HTTP layer raising what it
-    never should) is a 500. Its error report (the HTML one Django shows with
-    DEBUG on, mails with include_html, and error trackers collect) lists the
-    local variables of every frame: none may hold the token."""
+    """A bug deep under verification (here: the key store, or now.gg's HTTP
+    call, raising what it never should) is a 500. Its error report (the HTML
+    one Django shows with DEBUG on, mails with include_html, and error
+    trackers collect) lists the local variables of every frame: none may
+    hold the token. (A failure inside a key fetch is not a 500 but a failed
+    fetch, so the key store's lookup itself stands in for the bug.)"""
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr("django_google_idtoken.transport.request", broken)
+    monkeypatch.setattr("django_google_idtoken.keys.KeyStore.get", broken)
     monkeypatch.setattr("django_google_idtoken.nowgg.request", broken)
     if where == "google":
         token, url = issuer.mint(), "/auth/google/signin/"

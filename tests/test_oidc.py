@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from django_google_idtoken import transport
 from django_google_idtoken.jws import b64url_encode
 from django_google_idtoken.models import LinkedAccount
 from django_google_idtoken.providers import get_provider, provider_names
@@ -152,6 +153,9 @@ def test_discovery_and_keys_are_fetched_once(client, apple, discovery_configured
         ({"issuer": "https://evil.example", "jwks_uri": None}, "another issuer"),
         ({"issuer": APPLE_ISSUER, "jwks_uri": "http://keys.example/jwks"}, "http jwks_uri"),
         ({"issuer": APPLE_ISSUER}, "no jwks_uri"),
+        # URLs urllib cannot take apart (they used to raise, a 500 per sign-in).
+        ({"issuer": APPLE_ISSUER, "jwks_uri": "https://[keys.example/jwks"}, "unparsable"),
+        ({"issuer": APPLE_ISSUER, "jwks_uri": "https://keys.example:99999/jwks"}, "bad port"),
     ],
 )
 def test_unusable_discovery_document_is_keys_unavailable(
@@ -167,6 +171,51 @@ def test_unusable_discovery_document_is_keys_unavailable(
     assert "Retry-After" in response
     assert discovery_configured.hits["/jwks"] == 0, why
     assert db_state() == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Age": "\u00b2"},
+        {"Cache-Control": "public, max-age=" + "9" * 5000},
+        {"Cache-Control": "max-age=60", "Age": "9" * 5000},
+    ],
+    ids=["age-superscript", "max-age-5000-digits", "age-5000-digits"],
+)
+def test_discovery_document_with_odd_freshness_headers_is_used(
+    client, apple, discovery_configured, headers
+):
+    """Headers no sane server sends do not make a good discovery document
+    unusable (they used to raise, a 500 on every sign-in)."""
+    serve = discovery_configured.respond
+
+    def respond(path: str) -> tuple[int, dict[str, str], bytes]:
+        status, sent, body = serve(path)
+        return status, {**sent, **headers}, body
+
+    discovery_configured.respond = respond
+    assert post(client, apple_token(apple)).status_code == 200
+    assert discovery_configured.hits == {"/.well-known/openid-configuration": 1, "/jwks": 1}
+
+
+def test_unforeseen_failure_in_discovery_is_keys_unavailable(
+    client, apple, discovery_configured, monkeypatch
+):
+    """Any exception while fetching the discovery document (a bug nobody
+    foresaw, stood in for by an HTTP client that raises one) is a failed
+    fetch: 503 keys_unavailable, backed off, never a 500."""
+    asked: list[str] = []
+
+    def request(method: str, url: str, **kwargs: Any) -> Any:
+        asked.append(url)
+        raise RuntimeError("nobody saw this coming")
+
+    monkeypatch.setattr(transport, "request", request)
+    for _ in range(3):
+        response = post(client, apple_token(apple))
+        assert_refused(response, 503, "keys_unavailable")
+        assert "Retry-After" in response
+    assert len(asked) == 1
 
 
 def test_email_verified_other_spellings_do_not_count(client, apple, jwks_configured):
@@ -408,9 +457,49 @@ def _keys_command(*args: str, **options: Any) -> str:
 
 def test_idtoken_keys_for_an_oidc_provider_found_by_discovery(apple, discovery_configured):
     out = _keys_command(provider="apple", refresh=True)
-    assert f"Fetched keys from {discovery_configured.base_url}/jwks." in out
+    assert f"Fetched keys from '{discovery_configured.base_url}/jwks'." in out
     assert apple.active_kid in out
     assert discovery_configured.hits == {"/.well-known/openid-configuration": 1, "/jwks": 1}
+
+
+HOSTILE_SUFFIX = "/jwks\x1b]0;owned\x07\x1b[2J\n2026-12-02 12:00:00 INFO forged: user 1 signed in"
+
+
+def _control_characters(text: str) -> set[str]:
+    return {c for c in text if not c.isprintable() and c != "\n"}
+
+
+def test_idtoken_keys_escapes_a_discovered_jwks_uri(apple, discovery_configured):
+    """The jwks_uri comes from the network: printed by idtoken_keys, its
+    escape sequences must not reach the operator's terminal, nor its newline
+    make a second line (as kids are, it is printed as repr())."""
+    hostile = discovery_configured.base_url + HOSTILE_SUFFIX
+    discovery_configured.discovery["jwks_uri"] = hostile
+    out = _keys_command(provider="apple")
+    assert repr(hostile) in out
+    assert _control_characters(out) == set()
+    assert len(out.strip().splitlines()) == 1
+    with pytest.raises(CommandError) as info:
+        _keys_command(provider="apple", refresh=True)
+    message = str(info.value)
+    assert repr(hostile) in message
+    assert _control_characters(message) == set()
+    assert "\n" not in message
+
+
+def test_key_store_log_lines_escape_a_discovered_jwks_uri(
+    client, apple, discovery_configured, leak_guard
+):
+    """Nor does it reach the logs raw: a newline in it would forge a log line."""
+    hostile = discovery_configured.base_url + HOSTILE_SUFFIX
+    discovery_configured.discovery["jwks_uri"] = hostile
+    response = post(client, apple_token(apple))
+    assert_refused(response, 503, "keys_unavailable")
+    logged = [text for text in leak_guard.texts if "django_google_idtoken" in text]
+    assert any(repr(hostile) in text for text in logged), logged
+    for text in logged:
+        assert _control_characters(text) == set(), text
+        assert "\n" not in text, text
 
 
 def test_idtoken_keys_refuses_providers_without_keys(settings, key_server):

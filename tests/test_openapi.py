@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -168,7 +169,12 @@ def test_signin_refusals(schema: dict[str, Any]) -> None:
         404: {"unknown_provider"},
         415: {"unsupported_media_type"},
         502: {"provider_error"},
-        503: {"keys_unavailable", "provider_unavailable"},
+        503: {
+            "keys_unavailable",
+            "key_refresh_pending",
+            "replay_check_unavailable",
+            "provider_unavailable",
+        },
     }
     # Sign-in answers each of our codes with the status errors.REFUSALS gives.
     for status, listed in codes.items():
@@ -192,6 +198,7 @@ def test_user_endpoints_take_a_bearer_token_or_a_session(schema: dict[str, Any])
         assert codes[401] >= TOKEN_CODES
         assert "missing_token" in codes[400]  # a malformed Authorization header
         assert "keys_unavailable" in codes[503]
+        assert "key_refresh_pending" in codes[503]
     # Sign-in takes no credential but the token in its body.
     assert schema["paths"][SIGNIN]["post"].get("security", [{}]) == [{}]
 
@@ -220,6 +227,7 @@ def test_accounts_list_and_link(schema: dict[str, Any]) -> None:
     assert codes[404] == {"unknown_provider"}
     assert codes[502] == {"provider_error"}
     assert "provider_unavailable" in codes[503]
+    assert "replay_check_unavailable" in codes[503]
     assert "token_replayed" in codes[401]
     assert codes[403] == {"csrf_failed", "hosted_domain_not_allowed"}
     assert codes[409] == {"account_linked_elsewhere"}
@@ -245,6 +253,16 @@ def test_every_refusal_code_is_documented_somewhere(schema: dict[str, Any]) -> N
                 for codes in refusal_codes(schema, path, method).values():
                     documented |= codes
     assert set(REFUSALS) <= documented
+
+
+def test_the_readme_refusal_table_lists_every_code_with_its_status() -> None:
+    """README.rst's refusal table agrees with errors.REFUSALS (which the
+    schema's descriptions are built from): every code, with its status."""
+    text = (REPO_ROOT / "README.rst").read_text(encoding="utf-8")
+    table = text[text.index("Refusal codes\n-------------") : text.index("Clients\n-------")]
+    rows = re.findall(r"^(\d{3})\s+``([a-z_]+)``", table, re.MULTILINE)
+    statuses = {code: int(status) for status, code in rows}
+    assert {code: status for code, (status, _) in REFUSALS.items()}.items() <= statuses.items()
 
 
 def test_the_app_works_without_drf_spectacular() -> None:

@@ -358,7 +358,8 @@ def test_load_installs_a_document_without_fetching(settings):
     assert keyset.expires_at - keyset.fetched_at == 600
     with network_calls() as calls:
         assert google.verify(issuer.mint(sub="7020")).sub == "7020"
-        # Like a fetch, the load starts the unknown-kid cool-down.
+        # A loaded document is the complete key list until it expires: an
+        # unknown kid is refused at once, with no refetch.
         assert refusal_code(issuer.unknown_key()) == "unknown_key"
     assert not [event for event, _ in calls if event in CONNECTS]
     assert store.stats.fetches == 0

@@ -65,7 +65,12 @@ SIGNIN_CODES: Codes = {
     404: ("unknown_provider",),
     415: ("unsupported_media_type",),
     502: ("provider_error",),
-    503: ("keys_unavailable", "provider_unavailable"),
+    503: (
+        "keys_unavailable",
+        "key_refresh_pending",
+        "replay_check_unavailable",
+        "provider_unavailable",
+    ),
 }
 
 #: Endpoints for a signed-in user: a session, or a Bearer ID token (refused
@@ -85,7 +90,7 @@ USER_CODES: Codes = {
     ),
     # A Bearer token of now.gg's, while its Verify Token API cannot answer.
     502: ("provider_error",),
-    503: ("keys_unavailable", "provider_unavailable"),
+    503: ("keys_unavailable", "key_refresh_pending", "provider_unavailable"),
 }
 
 LINK_CODES: Codes = {
@@ -96,7 +101,8 @@ LINK_CODES: Codes = {
     409: ("account_linked_elsewhere",),
     415: ("unsupported_media_type",),
     502: ("provider_error",),
-    503: ("provider_unavailable",),
+    # REPLAY_PROTECTION applies to linking (never to Bearer requests).
+    503: ("replay_check_unavailable", "provider_unavailable"),
 }
 
 UNLINK_CODES: Codes = {
@@ -153,7 +159,8 @@ RETRY_AFTER = OpenApiParameter(
     "Retry-After",
     int,
     OpenApiParameter.HEADER,
-    description="Seconds to wait before retrying (keys_unavailable, provider_unavailable).",
+    description="Seconds to wait before retrying (with every 503: keys_unavailable, "
+    "key_refresh_pending, replay_check_unavailable, provider_unavailable).",
     response=[503],
 )
 

@@ -11,7 +11,6 @@ for deploy hooks and health checks.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 from dataclasses import dataclass
@@ -136,18 +135,18 @@ class Command(BaseCommand):
                 url = provider.keys_url()
             except Refused as refusal:
                 raise CommandError(f"provider {name!r}: {refusal.detail}") from None
+        # The URL is printed as repr(), like kids are: with --provider it is
+        # a discovery document's jwks_uri, from the network, and its escape
+        # sequences must not drive the operator's terminal.
         store = get_store(url)
         if options["refresh"]:
-            failures = store.stats.failures
-            # On failure the store falls back to the keys it holds, or raises
-            # keys_unavailable if it holds none: either way the failure is
-            # counted, and the count is what tells a failed fetch apart.
-            with contextlib.suppress(Refused):
+            try:
                 store.refresh()
-            if store.stats.failures > failures:
-                reason = store.stats.last_error or "unavailable"
-                raise CommandError(f"could not fetch keys from {url}: {reason}")
-            self.stdout.write(f"Fetched keys from {url}.")
+            except FetchError as err:
+                # One line, the reason in words ("cannot resolve host ..."):
+                # the store logs nothing for a refresh it was asked for.
+                raise CommandError(f"could not fetch keys from {url!r}: {err}") from None
+            self.stdout.write(f"Fetched keys from {url!r}.")
         try:
             shared = store.shared_document()
         except Exception as err:  # noqa: BLE001 - any cache backend's failure
@@ -156,7 +155,7 @@ class Command(BaseCommand):
             ) from None
         if shared is None:
             self.stdout.write(
-                f"No keys cached for {url} in the {cache_alias!r} cache. "
+                f"No keys cached for {url!r} in the {cache_alias!r} cache. "
                 "Run with --refresh to fetch them now."
             )
             return
@@ -171,7 +170,7 @@ class Command(BaseCommand):
         else:
             status = f"EXPIRED {_span(now - shared.expires_at)} ago, past KEYS_MAX_STALE: not used"
         keys = describe(shared.body)
-        self.stdout.write(f"Keys for {url} (cache {cache_alias!r})")
+        self.stdout.write(f"Keys for {url!r} (cache {cache_alias!r})")
         self.stdout.write(f"Fetched: {_when(shared.fetched_at)}")
         self.stdout.write(f"Expires: {_when(shared.expires_at)} ({status})")
         rows = [("KID", "TYPE", "USED")] + [
