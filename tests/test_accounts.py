@@ -16,6 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.dispatch import Signal
+from django.test.utils import CaptureQueriesContext
 
 from django_google_idtoken import accounts, providers
 from django_google_idtoken.models import LinkedAccount, ProvisionedUser
@@ -582,8 +583,6 @@ def account_updates(queries: Any) -> list[str]:
 
 
 def test_a_returning_sign_in_within_the_interval_writes_nothing(client, issuer, key_server):
-    from django.test.utils import CaptureQueriesContext
-
     sign_in(client, issuer.mint(sub="800", email="ivy@gmail.com"))
     recorded = LinkedAccount.objects.get().last_signed_in_at
     client.logout()
@@ -595,8 +594,6 @@ def test_a_returning_sign_in_within_the_interval_writes_nothing(client, issuer, 
 
 
 def test_a_sign_in_after_the_interval_records_the_time(client, issuer, key_server, settings):
-    from django.test.utils import CaptureQueriesContext
-
     set_policy(settings, LAST_SIGNIN_INTERVAL=600)
     sign_in(client, issuer.mint(sub="801", email="jo@gmail.com"))
     almost = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=590)
